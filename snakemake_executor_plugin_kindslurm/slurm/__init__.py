@@ -1,0 +1,1 @@
+"""Talking to Slurm: pure argv builders and output parsers, plus thin runners."""

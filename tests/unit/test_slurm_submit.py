@@ -1,0 +1,171 @@
+"""sbatch argv and job script builders, resource mapping and option validation."""
+
+import shlex
+import subprocess
+
+import pytest
+
+from snakemake_executor_plugin_kindslurm.slurm.environment import clean_slurm_environment
+from snakemake_executor_plugin_kindslurm.slurm.submit import (
+    SlurmRequest,
+    SubmitError,
+    build_comment,
+    build_job_script,
+    build_sbatch_argv,
+    build_slurm_request,
+    explain_sbatch_error,
+    log_path_pattern,
+    parse_sbatch_output,
+    validate_sbatch_extra,
+)
+
+
+def test_full_resource_mapping():
+    req = build_slurm_request(
+        "align",
+        4,
+        {
+            "mem_mb": 2000, "runtime": 90, "slurm_partition": "short", "slurm_account": "lab",
+            "qos": "normal", "constraint": "avx2&ssd", "gpu": 2, "gpu_model": "a100",
+            "slurm_extra": "--exclusive --reservation=r1 --mail-type NONE",
+        },
+    )
+    argv = build_sbatch_argv(
+        sbatch="sbatch", job_name="run1", workdir="/w", output="/w/l/%j.log",
+        comment="rule=align", request=req, grace_seconds=45, global_extra=("--hold",),
+    )
+    assert argv == [
+        "sbatch", "--parsable", "--job-name=run1", "--chdir=/w", "--output=/w/l/%j.log",
+        "--comment=rule=align", "--nodes=1", "--ntasks=1", "--cpus-per-task=4",
+        "--signal=B:TERM@45", "--mem=2000M", "--time=90", "--partition=short",
+        "--account=lab", "--qos=normal", "--constraint=avx2&ssd", "--gpus=a100:2",
+        "--hold", "--exclusive", "--reservation=r1", "--mail-type", "NONE",
+    ]
+
+
+def test_mem_mib_preferred_and_string_numbers_accepted():
+    req = build_slurm_request("r", "2", {"mem_mb": 1049, "mem_mib": "1000", "runtime": "5"})
+    assert (req.cpus_per_task, req.mem_mb, req.time_minutes) == (2, 1000, 5)
+
+
+def test_minimal_request_has_no_optional_options():
+    argv = build_sbatch_argv(
+        sbatch="sbatch", job_name="n", workdir="/w", output="o", comment="c",
+        request=SlurmRequest(), grace_seconds=60,
+    )
+    assert not any(a.startswith(("--mem", "--time", "--partition", "--gres")) for a in argv)
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        pytest.param({"nodes": 2}, "single node", id="nodes>1"),
+        pytest.param({"mem_mb": "lots"}, "mem_mb must be a whole number", id="mem-text"),
+        pytest.param({"runtime": "1h30"}, "runtime must be a whole number", id="runtime-text"),
+        pytest.param({"runtime": 0}, "at least 1", id="runtime-zero"),
+        pytest.param({"gpu": "two"}, "gpu must be a whole number", id="gpu-text"),
+        pytest.param({"gpu": 1, "gres": "gpu:1"}, "either gres or gpu", id="gpu+gres"),
+        pytest.param({"gres": "gpu 1; rm"}, "gres='gpu 1; rm' is malformed", id="gres-bad"),
+        pytest.param({"slurm_partition": "a b"}, "not a valid Slurm name", id="partition-space"),
+        pytest.param({"slurm_extra": "--job-name=x"}, "--job-name is not allowed", id="jobname"),
+        pytest.param({"slurm_extra": "-o x"}, "-o is not allowed", id="output"),
+        pytest.param({"slurm_extra": "--wrap='rm -rf /'"}, "--wrap is not allowed", id="wrap"),
+        pytest.param({"slurm_extra": "--parsable"}, "--parsable is not allowed", id="parsable"),
+        pytest.param({"slurm_extra": "exclusive"}, "is not an sbatch option", id="no-dash"),
+        pytest.param({"slurm_extra": "--qos='unclosed"}, "cannot parse", id="bad-quote"),
+        pytest.param({"slurm_extra": "--exclusive=1 stray"}, "is not an sbatch option", id="stray"),
+        pytest.param({"mem": "lots"}, "was not understood", id="mem-unparsed"),
+        pytest.param({"threads_fake": 1, "nodes": "x"}, "nodes must be", id="nodes-text"),
+    ],
+)
+def test_bad_resources_are_rejected_with_clear_message(resources, message):
+    with pytest.raises(SubmitError) as info:
+        build_slurm_request("myrule", 1, resources)
+    assert message in str(info.value)
+    assert "myrule" in str(info.value)
+
+
+def test_nodes_one_is_fine():
+    assert build_slurm_request("r", 1, {"nodes": 1}).cpus_per_task == 1
+
+
+def test_global_extra_validation_names_its_origin():
+    with pytest.raises(SubmitError, match="--kindslurm-sbatch-extra: option --chdir"):
+        validate_sbatch_extra("--chdir=/tmp", "--kindslurm-sbatch-extra")
+    assert validate_sbatch_extra("-w node1 --exclusive", "x") == ("-w", "node1", "--exclusive")
+
+
+def test_log_path_is_safe_for_hostile_wildcards():
+    path = log_path_pattern(
+        "/logs", "r", {"sample": "a b/../$(touch x);`id`\n%j", "n": "1"}
+    )
+    assert path.startswith("/logs/rule_r/")
+    assert path.endswith("/%j.log")
+    middle = path[len("/logs/rule_r/"):-len("/%j.log")]
+    assert "/" not in middle and "%" not in middle and "$" not in middle and "\n" not in middle
+
+
+def test_log_path_without_wildcards():
+    assert log_path_pattern("/l", "all", {}) == "/l/rule_all/%j.log"
+
+
+def test_comment_is_printable():
+    comment = build_comment("r", {"s": "a\nb"})
+    assert comment == "rule=r wildcards=s=a?b"
+
+
+def test_job_script_execs_runner_with_every_value_quoted(tmp_path):
+    hostile = "echo \"$HOME\" `id` $(touch pwned) ; it's\nnext"
+    script = build_job_script(
+        python="/usr/bin/python3", spec_json='{"a":"it\'s $(x)"}', command=hostile,
+        description="rule r\nwith newline",
+    )
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/sh"
+    assert "\n# kindslurm job script: rule r?with newline\n" in script
+    # What sh would exec: parse the exec line with a real shell and compare argv.
+    body = script.split("exec ", 1)[1]
+    out = subprocess.run(
+        ["/bin/sh", "-c", "for a in " + body.strip() + "; do printf '%s\\0' \"$a\"; done"],
+        capture_output=True, text=True, cwd=tmp_path, check=True,
+    ).stdout.split("\0")[:-1]
+    assert out == [
+        "/usr/bin/python3", "-m", "snakemake_executor_plugin_kindslurm.runner",
+        "--spec", '{"a":"it\'s $(x)"}', "--", "/bin/sh", "-c", hostile,
+    ]
+    assert not (tmp_path / "pwned").exists()
+    assert shlex.split(body)[-1] == hostile
+
+
+@pytest.mark.parametrize(
+    ("stdout", "jobid"),
+    [("42\n", "42"), ("42;cluster\n", "42"), ("sbatch: warning: x\n77\n", "77")],
+)
+def test_parse_sbatch_output(stdout, jobid):
+    assert parse_sbatch_output(stdout) == jobid
+
+
+def test_parse_sbatch_output_without_id():
+    with pytest.raises(ValueError, match="no job id"):
+        parse_sbatch_output("Submitted batch job\n")
+
+
+@pytest.mark.parametrize(
+    ("stderr", "hint"),
+    [
+        ("sbatch: error: invalid partition specified: nope", "sinfo -s"),
+        ("sbatch: error: Batch job submission failed: Invalid account or account/partition "
+         "combination specified", "sacctmgr"),
+        ("sbatch: unrecognized option '--bogus'", "slurm_extra"),
+    ],
+)
+def test_explain_sbatch_error(stderr, hint):
+    assert hint in explain_sbatch_error(stderr)
+
+
+def test_inherited_slurm_variables_do_not_reach_sbatch():
+    env = clean_slurm_environment(
+        {"PATH": "/bin", "SLURM_JOB_ID": "5", "SLURM_MEM_PER_CPU": "100", "SBATCH_PARTITION": "x",
+         "SLURM_CONF": "/etc/slurm/slurm.conf", "SRUN_CPUS_PER_TASK": "2", "HOME": "/h"}
+    )
+    assert env == {"PATH": "/bin", "SLURM_CONF": "/etc/slurm/slurm.conf", "HOME": "/h"}
