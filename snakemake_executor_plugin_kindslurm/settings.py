@@ -8,6 +8,7 @@ the only union form it understands.
 import os
 import shlex
 from dataclasses import dataclass, field
+from typing import Optional
 
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
@@ -23,7 +24,7 @@ def _meta(help: str, **extra: object) -> dict[str, object]:
 
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
-    node_image: str | None = field(
+    node_image: Optional[str] = field(
         default=None,
         metadata=_meta(
             "Kind node image for every cluster (e.g. kindest/node:v1.32.2). "
@@ -31,7 +32,7 @@ class ExecutorSettings(ExecutorSettingsBase):
             "A rule can override it with the resource kind_node_image."
         ),
     )
-    kind_config: str | None = field(
+    kind_config: Optional[str] = field(
         default=None,
         metadata=_meta(
             "Path of a Kind cluster config (kind.x-k8s.io/v1alpha4) merged into the "
@@ -52,7 +53,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     kubectl_path: str = field(
         default="kubectl", metadata=_meta("The kubectl binary (name on PATH or absolute path).")
     )
-    runtime_path: str | None = field(
+    runtime_path: Optional[str] = field(
         default=None,
         metadata=_meta(
             "The container runtime binary (podman or docker). Default: the provider's name."
@@ -83,7 +84,7 @@ class ExecutorSettings(ExecutorSettingsBase):
             "the runner does before creating a cluster."
         ),
     )
-    logdir: str | None = field(
+    logdir: Optional[str] = field(
         default=None,
         metadata=_meta(
             "Directory for the Slurm job logs "
@@ -129,7 +130,7 @@ class ExecutorSettings(ExecutorSettingsBase):
             "to delete the cluster (sbatch --signal=B:TERM@N)."
         ),
     )
-    sbatch_extra: str | None = field(
+    sbatch_extra: Optional[str] = field(
         default=None,
         metadata=_meta(
             "Extra sbatch options for every job, e.g. \"--reservation=r1 --exclusive\". "

@@ -1,0 +1,399 @@
+"""RemoteExecutor glue: submit each Snakemake job with sbatch, follow it with one
+status query per round, cancel with one scancel call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import glob
+import os
+import shlex
+import sys
+import time
+import uuid
+from collections.abc import AsyncGenerator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
+from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
+from snakemake_interface_executor_plugins.utils import (
+    encode_target_jobs_cli_args,
+    format_cli_arg,
+)
+
+from . import process
+from .settings import DEFAULT_LOGDIR, ExecutorSettings
+from .slurm.cancel import build_scancel_argv
+from .slurm.environment import clean_slurm_environment
+from .slurm.status import (
+    JobState,
+    Outcome,
+    build_sacct_argv,
+    build_squeue_argv,
+    describe_failure,
+    parse_sacct,
+    parse_squeue,
+)
+from .slurm.submit import (
+    SubmitError,
+    build_comment,
+    build_job_script,
+    build_sbatch_argv,
+    build_slurm_request,
+    explain_sbatch_error,
+    log_path_pattern,
+    parse_sbatch_output,
+    validate_sbatch_extra,
+)
+from .spec import RunnerSpec
+
+MIN_INTERVAL = 1.0
+IDLE_GROWTH = 1.5
+
+
+def requote_cli_arg(args: str, flag: str, values: list[str]) -> str:
+    """Replace Snakemake's `repr()`-quoted `flag values...` in args by shell quoting.
+
+    Snakemake quotes values with Python's repr(), which falls back to double
+    quotes for a value containing a single quote, so `$(...)` or backticks in a
+    wildcard would be expanded by the job's shell. shlex.quote never lets the
+    shell interpret anything.
+    """
+    if not values:
+        return args
+    original = format_cli_arg(flag, values)
+    if not original or original not in args:
+        return args
+    return args.replace(original, " ".join([flag, *(shlex.quote(v) for v in values)]), 1)
+
+
+def kind_cluster_wanted(rule: str, resources: Mapping[str, Any]) -> bool:
+    value = resources.get("kind_cluster", 1)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no"):
+        return False
+    raise WorkflowError(
+        f"rule {rule}: resource kind_cluster={value!r} must be 0 (plain Slurm job) "
+        "or 1 (job runs inside a Kind cluster)"
+    )
+
+
+class Executor(RemoteExecutor):
+    def __post_init__(self) -> None:
+        settings = self.workflow.executor_settings
+        if settings is None:
+            settings = ExecutorSettings()
+        self.settings: ExecutorSettings = settings
+        self.run_name = f"kindslurm-{uuid.uuid4().hex[:16]}"
+        self.run_started = datetime.now()
+        self.logdir = os.path.abspath(self.settings.logdir or DEFAULT_LOGDIR)
+        self.user = getpass.getuser()
+        try:
+            self.global_extra = (
+                validate_sbatch_extra(self.settings.sbatch_extra, "--kindslurm-sbatch-extra")
+                if self.settings.sbatch_extra
+                else ()
+            )
+        except SubmitError as err:
+            raise WorkflowError(str(err)) from err
+        self.status_command = "sacct" if self.settings.status_command != "squeue" else "squeue"
+        self._interval = MIN_INTERVAL
+        self._wake_at: float | None = None
+        self._warned_states: set[str] = set()
+        self.status_queries = 0
+        self.next_seconds_between_status_checks = MIN_INTERVAL
+        self.logger.info(
+            f"kindslurm: jobs of this run are named {self.run_name}; "
+            f"logs in {self.logdir}"
+        )
+
+    # ------------------------------------------------------------------ submit
+    def get_job_args(self, job: JobExecutorInterface, **kwargs: Any) -> str:
+        args: str = super().get_job_args(job, **kwargs)
+        args = requote_cli_arg(
+            args, "--target-jobs", encode_target_jobs_cli_args(job.get_target_spec())
+        )
+        return args
+
+    def _rule_and_wildcards(self, job: JobExecutorInterface) -> tuple[str, dict[str, str]]:
+        if job.is_group():
+            return f"group_{job.name}", {}
+        wildcards = getattr(job, "wildcards_dict", None) or {}
+        return job.name, {str(k): str(v) for k, v in dict(wildcards).items()}
+
+    def run_job(self, job: JobExecutorInterface) -> None:
+        rule, wildcards = self._rule_and_wildcards(job)
+        resources = dict(job.resources.items())
+        try:
+            request = build_slurm_request(rule, job.threads, resources)
+        except SubmitError as err:
+            raise WorkflowError(str(err)) from err
+        cluster = kind_cluster_wanted(rule, resources)
+        output = log_path_pattern(self.logdir, rule, wildcards)
+        log_dir = os.path.dirname(output)
+        os.makedirs(log_dir, exist_ok=True)
+
+        workdir = os.getcwd()
+        spec = self._runner_spec(rule, resources, cluster, workdir, log_dir)
+        script = build_job_script(
+            python=self.get_python_executable(),
+            spec_json=spec.to_json(),
+            command=self.format_job_exec(job),
+            description=f"{rule} (Snakemake job {job.jobid})",
+        )
+        argv = build_sbatch_argv(
+            sbatch="sbatch",
+            job_name=self.run_name,
+            workdir=workdir,
+            output=output,
+            comment=build_comment(rule, wildcards),
+            request=request,
+            grace_seconds=self.settings.cleanup_grace_seconds,
+            global_extra=self.global_extra,
+        )
+        try:
+            result = process.run(
+                argv,
+                input=script,
+                env=clean_slurm_environment(os.environ),
+                timeout=120,
+                hint="",
+            )
+        except process.CommandNotFoundError as err:
+            raise WorkflowError(
+                "sbatch is not on PATH: this executor needs the Slurm client tools on "
+                "the machine that runs Snakemake (install slurm-client or `module load slurm`)"
+            ) from err
+        except process.CommandError as err:
+            raise WorkflowError(
+                f"sbatch refused the job of rule {rule}:\n{err.describe()}\n"
+                f"fix: {explain_sbatch_error(err.output)}"
+            ) from err
+        try:
+            jobid = parse_sbatch_output(result.stdout)
+        except ValueError as err:
+            raise WorkflowError(
+                f"sbatch accepted the job of rule {rule} but printed no job id "
+                f"(command: {shlex.join(argv)}; output: {result.output!r})"
+            ) from err
+        logfile = output.replace("%j", jobid)
+        self.logger.info(
+            f"Submitted job {job.jobid} ({rule}) as Slurm job {jobid}"
+            f"{'' if cluster else ' (no Kind cluster)'}; log: {logfile}"
+        )
+        now = time.monotonic()
+        due = now + self.settings.init_seconds_before_status_checks
+        self._wake_at = due if self._wake_at is None else min(self._wake_at, due)
+        self.report_job_submission(
+            SubmittedJobInfo(
+                job,
+                external_jobid=jobid,
+                aux={"logfile": logfile, "log_dir": log_dir, "submitted": now, "missing": None},
+            )
+        )
+
+    def _runner_spec(
+        self,
+        rule: str,
+        resources: Mapping[str, Any],
+        cluster: bool,
+        workdir: str,
+        log_dir: str,
+    ) -> RunnerSpec:
+        s = self.settings
+        rule_config = resources.get("kind_config")
+        if rule_config:
+            rule_config = os.path.abspath(str(rule_config))
+            if not os.path.isfile(rule_config):
+                raise WorkflowError(
+                    f"rule {rule}: resource kind_config={resources['kind_config']!r}: "
+                    "no such file (paths are relative to the working directory)"
+                )
+        kind_config = (
+            os.path.abspath(os.path.expanduser(os.path.expandvars(s.kind_config)))
+            if s.kind_config
+            else None
+        )
+        return RunnerSpec(
+            cluster=cluster,
+            workdir=workdir,
+            node_image=str(resources.get("kind_node_image") or s.node_image or "") or None,
+            kind_config=kind_config,
+            rule_kind_config=rule_config or None,
+            provider=s.provider,
+            kind_bin=s.kind_path,
+            kubectl_bin=s.kubectl_path,
+            runtime_bin=s.runtime_path or s.provider,
+            create_timeout=float(s.create_timeout),
+            keep_on_failure=s.keep_cluster_on_failure,
+            log_dir=log_dir,
+            create_lock=s.create_lock,
+            preflight=not s.skip_preflight,
+        )
+
+    # ------------------------------------------------------------------ status
+    def _query(self) -> dict[str, JobState] | None:
+        """One status query for every job of the run; None if it failed."""
+        since = self.run_started - timedelta(minutes=10)
+        if self.status_command == "sacct":
+            argv = build_sacct_argv("sacct", self.run_name, since)
+            parse = parse_sacct
+        else:
+            argv = build_squeue_argv("squeue", self.run_name, self.user)
+            parse = parse_squeue
+        self.status_queries += 1
+        try:
+            result = process.run(argv, timeout=60)
+        except process.CommandError as err:
+            if self.status_command == "sacct" and self.settings.status_command == "auto":
+                self.logger.warning(
+                    "kindslurm: sacct failed, using squeue for job status from now on "
+                    f"(set --kindslurm-status-command squeue to skip sacct):\n{err.describe()}"
+                )
+                self.status_command = "squeue"
+            else:
+                self.logger.warning(f"kindslurm: status query failed, will retry:\n{err}")
+            return None
+        return parse(result.stdout)
+
+    async def check_active_jobs(
+        self, active_jobs: list[SubmittedJobInfo]
+    ) -> AsyncGenerator[SubmittedJobInfo, None]:
+        now = time.monotonic()
+        self._wake_at = None
+        first_check = self.settings.init_seconds_before_status_checks
+        due = [j for j in active_jobs if now - j.aux["submitted"] >= first_check]
+        young = [j for j in active_jobs if now - j.aux["submitted"] < first_check]
+        for job_info in young:
+            yield job_info
+        if young:
+            wake = min(j.aux["submitted"] for j in young) + first_check
+            self._wake_at = wake
+        if not due:
+            self._interval = MIN_INTERVAL
+            self.next_seconds_between_status_checks = MIN_INTERVAL
+            return
+
+        states = await asyncio.to_thread(self._query)
+        changed = False
+        for job_info in due:
+            if states is None:
+                yield job_info
+                continue
+            state = states.get(str(job_info.external_jobid))
+            if state is None:
+                if self._missing_too_long(job_info, now):
+                    changed = True
+                    self._report_missing(job_info)
+                else:
+                    yield job_info
+                continue
+            job_info.aux["missing"] = None
+            outcome = state.outcome
+            if outcome is None:
+                if state.state not in self._warned_states:
+                    self._warned_states.add(state.state)
+                    self.logger.warning(
+                        f"kindslurm: Slurm reports state {state.raw_state!r} which this "
+                        "plugin does not know; the job is treated as still running."
+                    )
+                yield job_info
+            elif outcome is Outcome.RUNNING:
+                yield job_info
+            elif outcome is Outcome.SUCCESS:
+                changed = True
+                self._finish_success(job_info)
+            else:
+                changed = True
+                self._finish_failure(job_info, state)
+        if changed:
+            self._interval = MIN_INTERVAL
+        else:
+            self._interval = min(self._interval * IDLE_GROWTH, self.settings.max_status_interval)
+        self.next_seconds_between_status_checks = max(self._interval, MIN_INTERVAL)
+
+    def _missing_too_long(self, job_info: SubmittedJobInfo, now: float) -> bool:
+        if job_info.aux["missing"] is None:
+            job_info.aux["missing"] = now
+        return now - job_info.aux["missing"] > self.settings.missing_job_timeout
+
+    def _report_missing(self, job_info: SubmittedJobInfo) -> None:
+        jobid = job_info.external_jobid
+        self.report_job_error(
+            job_info,
+            msg=(
+                f"Slurm job {jobid} was not listed by {self.status_command} for more than "
+                f"{self.settings.missing_job_timeout:g} s, so its outcome is unknown "
+                f"(check `sacct -j {jobid}`; raise --kindslurm-missing-job-timeout if "
+                f"accounting lags on this cluster). Log: {job_info.aux['logfile']}. "
+            ),
+            aux_logs=[job_info.aux["logfile"]],
+        )
+
+    def _finish_success(self, job_info: SubmittedJobInfo) -> None:
+        self.report_job_success(job_info)
+        if not self.settings.keep_successful_logs:
+            remove_log(job_info.aux["logfile"], self.logdir)
+
+    def _finish_failure(self, job_info: SubmittedJobInfo, state: JobState) -> None:
+        logfile = job_info.aux["logfile"]
+        aux_logs = [logfile]
+        kind_logs = sorted(
+            glob.glob(os.path.join(job_info.aux["log_dir"], f"kind-logs-*{state.jobid}*"))
+        )
+        aux_logs.extend(kind_logs)
+        self.report_job_error(
+            job_info, msg=describe_failure(state, logfile) + " ", aux_logs=aux_logs
+        )
+
+    async def sleep(self) -> None:
+        """Sleep until the next round, but wake early for a newly submitted job
+        whose first check is due, and stop at once when Snakemake shuts down."""
+        deadline = time.monotonic() + self.next_seconds_between_status_checks
+        while True:
+            now = time.monotonic()
+            if now >= deadline or not self.wait:
+                return
+            if self._wake_at is not None and now >= self._wake_at:
+                return
+            await asyncio.sleep(min(0.2, deadline - now))
+
+    # ------------------------------------------------------------------ cancel
+    def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
+        jobids = [str(j.external_jobid) for j in active_jobs if j.external_jobid]
+        if not jobids:
+            return
+        try:
+            process.run(build_scancel_argv("scancel", jobids), timeout=60)
+        except process.CommandError as err:
+            self.logger.error(
+                f"kindslurm: could not cancel Slurm jobs {' '.join(jobids)}:\n{err.describe()}\n"
+                f"Cancel them by hand: scancel --name={self.run_name}"
+            )
+        else:
+            self.logger.info(f"kindslurm: cancelled Slurm jobs {' '.join(jobids)}")
+
+    def get_python_executable(self) -> str:
+        return sys.executable
+
+
+def remove_log(logfile: str, logdir: str) -> None:
+    """Delete a successful job's log and the directories it leaves empty (up to logdir)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(logfile)
+    directory = os.path.dirname(logfile)
+    logdir = os.path.abspath(logdir)
+    while directory.startswith(logdir + os.sep):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            break
+        directory = os.path.dirname(directory)

@@ -1,0 +1,254 @@
+"""The executor against the real single-node Slurm (plain jobs: kind_cluster=0)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .workflows import (
+    run_snakemake,
+    snakemake_argv,
+    squeue_jobs,
+    wait_until,
+    write_workflow,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("slurm")]
+
+PLAIN = "resources: kind_cluster=0\n"
+
+
+def test_twenty_plain_jobs_produce_correct_outputs(tmp_path: Path) -> None:
+    wd = write_workflow(
+        tmp_path / "wf",
+        """
+        rule all:
+            input: expand("out/{i}.txt", i=range(20))
+
+        rule make:
+            output: "out/{i}.txt"
+            resources: kind_cluster=0, mem_mb=500, runtime=5
+            shell: "echo job-{wildcards.i} $SLURM_JOB_ID > {output}"
+        """,
+    )
+    done = run_snakemake(wd, "--kindslurm-keep-successful-logs")
+    assert done.returncode == 0, done.output
+    for i in range(20):
+        words = (wd / "out" / f"{i}.txt").read_text().split()
+        assert words[0] == f"job-{i}"
+        assert words[1].isdigit(), "the rule did not run inside a Slurm job"
+    assert len({(wd / "out" / f"{i}.txt").read_text().split()[1] for i in range(20)}) == 20
+    logs = list((wd / ".snakemake" / "kindslurm_logs" / "rule_make").rglob("*.log"))
+    assert len(logs) == 20
+
+
+def test_successful_logs_are_removed_by_default(tmp_path: Path) -> None:
+    wd = write_workflow(
+        tmp_path / "wf",
+        f"""
+        rule a:
+            output: "a.txt"
+            {PLAIN}
+            shell: "echo hi > {{output}}"
+        """,
+    )
+    done = run_snakemake(wd)
+    assert done.returncode == 0, done.output
+    assert not list((wd / ".snakemake" / "kindslurm_logs").rglob("*.log"))
+
+
+def test_failing_rule_is_reported_with_state_exit_code_and_log(tmp_path: Path) -> None:
+    wd = write_workflow(
+        tmp_path / "wf",
+        """
+        rule bad:
+            output: "bad.txt"
+            resources: kind_cluster=0
+            shell: "echo about-to-fail >&2; exit 3"
+        """,
+    )
+    done = run_snakemake(wd)
+    assert done.returncode != 0
+    # The rule's shell exits 3; Snakemake inside the job then exits 1.
+    assert "ended with state FAILED (exit code 1:0)" in done.output, done.output
+    logs = list((wd / ".snakemake" / "kindslurm_logs" / "rule_bad").glob("*.log"))
+    assert len(logs) == 1, "the failed job's log must be kept"
+    assert str(logs[0]) in done.output
+    assert "about-to-fail" in logs[0].read_text()
+
+
+HOSTILE = [
+    "with space",
+    "it's",
+    'double"quote',
+    "semi;colon",
+    "$(touch PWNED)",
+    "`touch PWNED2`",
+    "$HOME",
+    "it's $(touch PWNED3)",
+]
+
+
+def test_hostile_wildcards_reach_the_job_verbatim(tmp_path: Path) -> None:
+    wd = tmp_path / "wf"
+    wd.mkdir()
+    (wd / "values.txt").write_text("\n".join(HOSTILE) + "\n")
+    write_workflow(
+        wd,
+        """
+        VALUES = [l for l in open("values.txt").read().split("\\n") if l]
+        wildcard_constraints:
+            v=".+"
+
+        rule all:
+            input: expand("out/{v}.txt", v=VALUES)
+
+        rule echo:
+            output: "out/{v}.txt"
+            resources: kind_cluster=0
+            shell: "printf '%s' {wildcards.v:q} > {output:q}"
+        """,
+    )
+    done = run_snakemake(wd)
+    assert done.returncode == 0, done.output
+    for value in HOSTILE:
+        assert (wd / "out" / f"{value}.txt").read_text() == value
+    for marker in ("PWNED", "PWNED2", "PWNED3"):
+        assert not (wd / marker).exists()
+        assert not (Path.cwd() / marker).exists()
+
+
+def test_ctrl_c_cancels_every_job_quickly(tmp_path: Path) -> None:
+    wd = write_workflow(
+        tmp_path / "wf",
+        """
+        rule all:
+            input: expand("s{i}.txt", i=range(3))
+
+        rule sleep:
+            output: "s{i}.txt"
+            resources: kind_cluster=0
+            shell: "sleep 300; touch {output}"
+        """,
+    )
+    proc = subprocess.Popen(
+        snakemake_argv(wd), cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output: list[str] = []
+    run_name = None
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        submitted = 0
+        while time.monotonic() < deadline and submitted < 3:
+            line = proc.stdout.readline()
+            output.append(line)
+            if "jobs of this run are named" in line:
+                run_name = line.split("named", 1)[1].split(";")[0].strip()
+            if "as Slurm job" in line:
+                submitted += 1
+        assert run_name and submitted == 3, "".join(output)
+        assert wait_until(lambda: len(squeue_jobs(run_name)) == 3, 30)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        elapsed = time.monotonic() - sent
+        output.append(rest)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if run_name:
+            subprocess.run(["scancel", f"--name={run_name}"], check=False)
+    assert proc.returncode != 0
+    assert "cancelled Slurm jobs" in "".join(output), "".join(output)
+    assert wait_until(lambda: squeue_jobs(run_name) == [], 60), squeue_jobs(run_name)
+    # Generous bound: the point is "not at the next 180 s status check".
+    assert elapsed < 30, f"snakemake took {elapsed:.1f} s to exit after Ctrl-C"
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        pytest.param('slurm_partition="nope"', "invalid partition", id="unknown-partition"),
+        pytest.param('slurm_account="nosuchaccount"', "account", id="unknown-account"),
+        pytest.param('slurm_extra="--job-name=x"', "--job-name is not allowed", id="forbidden"),
+        pytest.param('slurm_extra="stray"', "is not an sbatch option", id="malformed"),
+        pytest.param("nodes=2", "single node", id="nodes"),
+        pytest.param('runtime="soon"', "runtime", id="non-numeric"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_runs(
+    tmp_path: Path, resources: str, message: str
+) -> None:
+    wd = write_workflow(
+        tmp_path / "wf",
+        f"""
+        rule r:
+            output: "r.txt"
+            resources: kind_cluster=0, {resources}
+            shell: "touch {{output}}"
+        """,
+    )
+    done = run_snakemake(wd, timeout=120)
+    assert done.returncode != 0
+    assert message in done.output, done.output
+    assert not (wd / "r.txt").exists()
+    assert "as Slurm job" not in done.output
+
+
+def test_missing_sbatch_is_a_clear_error(tmp_path: Path) -> None:
+    wd = write_workflow(
+        tmp_path / "wf",
+        """
+        rule r:
+            output: "r.txt"
+            resources: kind_cluster=0
+            shell: "touch {output}"
+        """,
+    )
+    # A PATH with the shells Snakemake needs but no Slurm tools.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("sh", "bash", "env"):
+        (bindir / tool).symlink_to(shutil.which(tool))
+    env = {"PATH": str(bindir)}
+    done = run_snakemake(wd, env=env, timeout=120)
+    assert done.returncode != 0
+    assert "sbatch is not on PATH" in done.output, done.output
+
+
+def test_workflow_started_inside_an_allocation_submits_cleanly(tmp_path: Path) -> None:
+    wd = write_workflow(
+        tmp_path / "wf",
+        """
+        rule all:
+            input: "a.txt", "b.txt"
+
+        rule make:
+            output: "{x}.txt"
+            resources: kind_cluster=0, mem_mb=200
+            shell: "echo $SLURM_JOB_ID $SLURM_MEM_PER_NODE > {output}"
+        """,
+    )
+    argv = snakemake_argv(wd, jobs=2)
+    # The outer job sets SLURM_* (and a bogus SBATCH_ default) that must not leak into
+    # the inner sbatch calls.
+    proc = subprocess.run(
+        ["sbatch", "--wait", "--parsable", "--mem=300M", "--cpus-per-task=1",
+         f"--output={tmp_path}/outer.log", f"--chdir={wd}", "--export=ALL,SBATCH_TIMELIMIT=bogus"],
+        input="#!/bin/sh\nexec " + " ".join(f"'{a}'" for a in argv) + "\n",
+        capture_output=True, text=True, timeout=600,
+    )
+    outer_log = (tmp_path / "outer.log").read_text()
+    assert proc.returncode == 0, outer_log + proc.stderr
+    outer_id = proc.stdout.strip().split(";")[0]
+    for name in ("a", "b"):
+        inner_id, mem = (wd / f"{name}.txt").read_text().split()
+        assert inner_id != outer_id
+        assert mem == "191"  # mem_mb=200 is 191 MiB; Slurm counts memory in MiB

@@ -1,0 +1,44 @@
+"""Pure helpers of the executor: quoting of Snakemake's job arguments, kind_cluster."""
+
+import shlex
+
+import pytest
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.utils import format_cli_arg
+
+from snakemake_executor_plugin_kindslurm.executor import kind_cluster_wanted, requote_cli_arg
+
+
+def test_requote_replaces_repr_quoting_with_shell_quoting():
+    values = ["r:v=it's $(touch x)", "r:v=`id`"]
+    args = "--cores 1 " + format_cli_arg("--target-jobs", values) + " --attempt 1"
+    # Snakemake's repr() falls back to double quotes here, which the shell expands.
+    assert '"r:v=it\'s $(touch x)"' in args
+    fixed = requote_cli_arg(args, "--target-jobs", values)
+    tokens = shlex.split(fixed)
+    i = tokens.index("--target-jobs")
+    assert tokens[i + 1 : i + 3] == values
+    assert tokens[-2:] == ["--attempt", "1"]
+
+
+def test_requote_leaves_args_alone_when_flag_absent():
+    assert requote_cli_arg("--cores 1", "--target-jobs", ["a"]) == "--cores 1"
+    assert requote_cli_arg("--cores 1", "--target-jobs", []) == "--cores 1"
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"),
+    [(0, False), (1, True), ("0", False), ("1", True), ("true", True), ("no", False),
+     (True, True), (False, False)],
+)
+def test_kind_cluster_values(value, wanted):
+    assert kind_cluster_wanted("r", {"kind_cluster": value}) is wanted
+
+
+def test_kind_cluster_default_is_on():
+    assert kind_cluster_wanted("r", {}) is True
+
+
+def test_kind_cluster_bad_value():
+    with pytest.raises(WorkflowError, match="rule r: resource kind_cluster='maybe'"):
+        kind_cluster_wanted("r", {"kind_cluster": "maybe"})
