@@ -71,6 +71,47 @@ def requote_cli_arg(args: str, flag: str, values: list[str]) -> str:
     return args.replace(original, " ".join([flag, *(shlex.quote(v) for v in values)]), 1)
 
 
+CLUSTER_RESOURCES = ("kind_node_image", "kind_config", "kind_preload_images")
+
+
+def cluster_resources(members: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any] | None:
+    """The cluster a (group) job needs: None if no member rule wants one, else the
+    per-rule cluster resources, which members of a group must agree on (they share
+    one cluster)."""
+    wanting = [(rule, res) for rule, res in members if kind_cluster_wanted(rule, res)]
+    if not wanting:
+        return None
+    chosen: dict[str, Any] = {}
+    for key in CLUSTER_RESOURCES:
+        values = {(rule, str(res[key])) for rule, res in wanting if res.get(key)}
+        distinct = {value for _, value in values}
+        if len(distinct) > 1:
+            listing = ", ".join(f"{rule}: {value!r}" for rule, value in sorted(values))
+            raise WorkflowError(
+                f"the rules of one group job share one Kind cluster, but they ask for "
+                f"different {key} ({listing}); give them the same value or put them in "
+                "different groups"
+            )
+        if distinct:
+            chosen[key] = distinct.pop()
+    return chosen
+
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci")
+
+
+def split_image_list(text: object) -> list[str]:
+    """`a.tar, localhost/img:1` -> archive paths made absolute, image names as given."""
+    if not text:
+        return []
+    items = [item.strip() for item in str(text).replace("\n", ",").split(",")]
+    return [
+        os.path.abspath(os.path.expanduser(item)) if item.endswith(ARCHIVE_SUFFIXES) else item
+        for item in items
+        if item
+    ]
+
+
 def kind_cluster_wanted(rule: str, resources: Mapping[str, Any]) -> bool:
     value = resources.get("kind_cluster", 1)
     if isinstance(value, bool):
@@ -136,13 +177,19 @@ class Executor(RemoteExecutor):
             request = build_slurm_request(rule, job.threads, resources)
         except SubmitError as err:
             raise WorkflowError(str(err)) from err
-        cluster = kind_cluster_wanted(rule, resources)
+        members = (
+            [(m.name, dict(m.resources.items())) for m in job.jobs]  # type: ignore[attr-defined]
+            if job.is_group()
+            else [(rule, resources)]
+        )
+        cluster_res = cluster_resources(members)
+        cluster = cluster_res is not None
         output = log_path_pattern(self.logdir, rule, wildcards)
         log_dir = os.path.dirname(output)
         os.makedirs(log_dir, exist_ok=True)
 
         workdir = os.getcwd()
-        spec = self._runner_spec(rule, resources, cluster, workdir, log_dir)
+        spec = self._runner_spec(rule, cluster_res or {}, cluster, workdir, log_dir)
         script = build_job_script(
             python=self.get_python_executable(),
             spec_json=spec.to_json(),
@@ -222,8 +269,12 @@ class Executor(RemoteExecutor):
             if s.kind_config
             else None
         )
+        preload = split_image_list(s.preload_images) + split_image_list(
+            resources.get("kind_preload_images")
+        )
         return RunnerSpec(
             cluster=cluster,
+            preload_images=tuple(dict.fromkeys(preload)),
             workdir=workdir,
             node_image=str(resources.get("kind_node_image") or s.node_image or "") or None,
             kind_config=kind_config,

@@ -70,6 +70,15 @@ class ExecutorSettings(ExecutorSettingsBase):
             "still deleted on scancel and time limit). The job log says how to delete it."
         ),
     )
+    preload_images: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "Comma-separated container images to load into every new cluster before the "
+            "workload starts, for nodes without internet: image archives (.tar from "
+            "`podman save`/`docker save`) or names of images in the local container "
+            "storage. A rule adds its own with the resource kind_preload_images."
+        ),
+    )
     create_lock: bool = field(
         default=False,
         metadata=_meta(

@@ -42,3 +42,37 @@ def test_kind_cluster_default_is_on():
 def test_kind_cluster_bad_value():
     with pytest.raises(WorkflowError, match="rule r: resource kind_cluster='maybe'"):
         kind_cluster_wanted("r", {"kind_cluster": "maybe"})
+
+
+def test_group_without_cluster_rules_needs_no_cluster():
+    from snakemake_executor_plugin_kindslurm.executor import cluster_resources
+
+    assert cluster_resources([("a", {"kind_cluster": 0}), ("b", {"kind_cluster": "0"})]) is None
+
+
+def test_group_with_one_cluster_rule_gets_its_resources():
+    from snakemake_executor_plugin_kindslurm.executor import cluster_resources
+
+    chosen = cluster_resources(
+        [("prep", {"kind_cluster": 0, "kind_node_image": "ignored"}),
+         ("k8s", {"kind_node_image": "img:1", "kind_config": "c.yaml"}),
+         ("k8s2", {"kind_node_image": "img:1"})]
+    )
+    assert chosen == {"kind_node_image": "img:1", "kind_config": "c.yaml"}
+
+
+def test_group_rules_must_agree_on_the_shared_cluster():
+    from snakemake_executor_plugin_kindslurm.executor import cluster_resources
+
+    with pytest.raises(WorkflowError, match=r"different kind_node_image \(a: 'x', b: 'y'\)"):
+        cluster_resources([("a", {"kind_node_image": "x"}), ("b", {"kind_node_image": "y"})])
+
+
+def test_split_image_list(tmp_path, monkeypatch):
+    from snakemake_executor_plugin_kindslurm.executor import split_image_list
+
+    monkeypatch.chdir(tmp_path)
+    assert split_image_list(None) == []
+    assert split_image_list(" img.tar , localhost/app:1,,docker.io/x/y ") == [
+        str(tmp_path / "img.tar"), "localhost/app:1", "docker.io/x/y",
+    ]
