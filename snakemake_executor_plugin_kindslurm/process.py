@@ -189,6 +189,8 @@ def spawn(
             start_new_session=new_session,
         )
     except FileNotFoundError as err:
+        if cwd is not None and not os.path.isdir(cwd):
+            raise  # the working directory is missing, not the program
         raise CommandNotFoundError(
             argv,
             None,
@@ -223,8 +225,31 @@ def signal_group(pgid: int, signum: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    """True while any process (zombies included) is left in group pgid."""
-    return signal_group(pgid, 0)
+    """True while a live (not zombie) process is left in group pgid.
+
+    killpg(pgid, 0) also succeeds for zombies, and an init that reaps orphans
+    slowly (seen: every ~2 s) would make every wait last that long; so the
+    members' states are read from /proc when it is there.
+    """
+    if not signal_group(pgid, 0):
+        return False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return False
 
 
 def terminate_group(pgid: int, *, timeout: float, signum: int = signal.SIGTERM) -> bool:

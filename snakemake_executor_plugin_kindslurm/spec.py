@@ -48,6 +48,9 @@ class RunnerSpec:
     create_lock: bool = False
     preflight: bool = True
     preload_images: tuple[str, ...] = field(default_factory=tuple)
+    # Seconds the workload gets between the SIGTERM we forward and SIGKILL;
+    # keep it well inside the Slurm --signal grace (cleanup needs ~1-5 s).
+    workload_term_timeout: float = 10.0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,328 @@
+"""Preflight: pure classify_* functions over gathered facts, parsers over recorded /proc text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from snakemake_executor_plugin_kindslurm.kind.preflight import (
+    DISK_FAIL_BYTES,
+    DISK_WARN_BYTES,
+    GIB,
+    BinaryFact,
+    CheckResult,
+    DiskFact,
+    PreflightFacts,
+    Status,
+    classify_binary,
+    classify_cgroups,
+    classify_disk,
+    classify_inotify,
+    classify_node_image,
+    classify_preflight,
+    classify_xdg_runtime_dir,
+    format_preflight,
+    parse_cgroup2_mountpoint,
+    parse_int,
+    parse_own_cgroup,
+    preflight_failed,
+    runtime_storage_dir,
+    version_argvs,
+)
+from snakemake_executor_plugin_kindslurm.spec import RunnerSpec
+
+DATA = Path(__file__).parent.parent / "data" / "kind"
+
+
+def _data(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+# ---------------------------------------------------------------- binaries ---
+
+
+@pytest.mark.parametrize(
+    ("fact", "status", "message"),
+    [
+        pytest.param(
+            BinaryFact(
+                "kind", ("kind", "version"), "/usr/local/bin/kind", 0, _data("kind-version.txt")
+            ),
+            Status.OK,
+            "/usr/local/bin/kind: kind v0.27.0 go1.24.4 linux/amd64",
+            id="kind-ok",
+        ),
+        pytest.param(
+            BinaryFact(
+                "runtime", ("podman", "version"), "/usr/bin/podman", 0, _data("podman-version.txt")
+            ),
+            Status.OK,
+            "/usr/bin/podman: Version: 4.3.1",
+            id="podman-ok-version-line",
+        ),
+        pytest.param(
+            BinaryFact(
+                "kubectl",
+                ("kubectl", "version", "--client"),
+                "/usr/bin/kubectl",
+                0,
+                _data("kubectl-version-client.txt"),
+            ),
+            Status.OK,
+            "Client Version: v1.32",
+            id="kubectl-ok",
+        ),
+        pytest.param(
+            BinaryFact("kind", ("kind", "version"), None),
+            Status.FAIL,
+            "'kind' not found on PATH",
+            id="missing",
+        ),
+        pytest.param(
+            BinaryFact(
+                "runtime",
+                ("docker", "version"),
+                "/usr/bin/docker",
+                1,
+                "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.",
+            ),
+            Status.FAIL,
+            "`docker version` failed (exited with code 1): Cannot connect to the Docker daemon",
+            id="runtime-broken",
+        ),
+        pytest.param(
+            BinaryFact("kind", ("kind", "version"), "/bin/kind", None, "", "timed out after 10 s"),
+            Status.FAIL,
+            "failed (timed out after 10 s)",
+            id="timeout",
+        ),
+    ],
+)
+def test_classify_binary(fact: BinaryFact, status: Status, message: str) -> None:
+    result = classify_binary(fact)
+    assert result.status is status
+    assert message in result.message
+    assert result.name == f"{fact.name} binary"
+    if status is not Status.OK:
+        assert result.fix
+
+
+def test_version_argvs_use_the_spec_paths() -> None:
+    spec = RunnerSpec(kind_bin="/k/kind", kubectl_bin="/k/kubectl", runtime_bin="/k/podman")
+    assert version_argvs(spec) == [
+        ("kind", ["/k/kind", "version"]),
+        ("kubectl", ["/k/kubectl", "version", "--client"]),
+        ("runtime", ["/k/podman", "version"]),
+    ]
+
+
+# ----------------------------------------------------------------- cgroups ---
+
+
+def test_parsers_on_recorded_hybrid_host() -> None:
+    assert (
+        parse_cgroup2_mountpoint(_data("proc-self-mounts-hybrid.txt")) == "/sys/fs/cgroup/unified"
+    )
+    assert parse_own_cgroup(_data("proc-self-cgroup-hybrid.txt")) == "/"
+
+
+def test_parsers_on_unified_host() -> None:
+    assert parse_cgroup2_mountpoint(_data("proc-self-mounts-v2.txt")) == "/sys/fs/cgroup"
+    assert (
+        parse_own_cgroup(_data("proc-self-cgroup-v2.txt"))
+        == "/user.slice/user-1000.slice/user@1000.service/app.slice/slurm-job.scope"
+    )
+    assert parse_cgroup2_mountpoint("proc /proc proc rw 0 0\n") is None
+    assert parse_own_cgroup("4:memory:/x\n") is None
+
+
+@pytest.mark.parametrize(
+    ("euid", "mountpoint", "controllers", "status", "message"),
+    [
+        pytest.param(0, "/sys/fs/cgroup/unified", None, Status.OK, "root", id="root-any"),
+        pytest.param(
+            1000, "/sys/fs/cgroup/unified", (), Status.FAIL, "only at /sys/fs/cgroup/unified",
+            id="rootless-hybrid",
+        ),
+        pytest.param(1000, None, None, Status.FAIL, "not mounted", id="rootless-v1-only"),
+        pytest.param(
+            1000, "/sys/fs/cgroup", ("pids", "io"), Status.FAIL, "cpu, memory are not delegated",
+            id="rootless-no-delegation",
+        ),
+        pytest.param(
+            1000, "/sys/fs/cgroup", ("cpuset", "cpu", "io", "memory", "pids"), Status.OK,
+            "cgroup v2", id="rootless-delegated",
+        ),
+    ],
+)  # fmt: skip
+def test_classify_cgroups(
+    euid: int,
+    mountpoint: str | None,
+    controllers: tuple[str, ...] | None,
+    status: Status,
+    message: str,
+) -> None:
+    result = classify_cgroups(euid, mountpoint, "/user.slice/x", controllers)
+    assert result.status is status
+    assert message in result.message
+
+
+@pytest.mark.parametrize(
+    ("euid", "path", "owner", "status", "message"),
+    [
+        pytest.param(0, None, None, Status.OK, "root", id="root"),
+        pytest.param(1000, None, None, Status.FAIL, "not set", id="unset"),
+        pytest.param(1000, "/run/user/1000", None, Status.FAIL, "does not exist", id="missing"),
+        pytest.param(1000, "/run/user/1000", 0, Status.FAIL, "owned by uid 0", id="foreign"),
+        pytest.param(1000, "/run/user/1000", 1000, Status.OK, "/run/user/1000", id="ok"),
+    ],
+)
+def test_classify_xdg_runtime_dir(
+    euid: int, path: str | None, owner: int | None, status: Status, message: str
+) -> None:
+    result = classify_xdg_runtime_dir(euid, path, owner)
+    assert result.status is status
+    assert message in result.message
+
+
+# ---------------------------------------------------------------- inotify ---
+
+
+@pytest.mark.parametrize(
+    ("watches", "instances", "status", "message"),
+    [
+        pytest.param(524288, 512, Status.OK, "max_user_watches=524288", id="ok"),
+        pytest.param(
+            192536, 128, Status.WARN,
+            "max_user_watches=192536 < 524288; max_user_instances=128 < 512", id="this-vm",
+        ),
+        pytest.param(1048576, 128, Status.WARN, "max_user_instances=128 < 512", id="instances"),
+        pytest.param(None, 128, Status.WARN, "cannot read", id="unreadable"),
+    ],
+)  # fmt: skip
+def test_classify_inotify(
+    watches: int | None, instances: int | None, status: Status, message: str
+) -> None:
+    result = classify_inotify(watches, instances)
+    assert result.status is status
+    assert message in result.message
+    if status is Status.WARN and watches:
+        assert "sysctl -w fs.inotify.max_user_watches=524288" in result.fix
+
+
+def test_parse_int() -> None:
+    assert parse_int("192536\n") == 192536
+    assert parse_int(None) is None
+    assert parse_int("x") is None
+
+
+# ------------------------------------------------------------------- disk ---
+
+
+@pytest.mark.parametrize(
+    ("free", "status"),
+    [
+        pytest.param(80 * GIB, Status.OK, id="plenty"),
+        pytest.param(DISK_WARN_BYTES - 1, Status.WARN, id="low"),
+        pytest.param(DISK_FAIL_BYTES - 1, Status.FAIL, id="too-low"),
+        pytest.param(None, Status.WARN, id="unknown"),
+    ],
+)
+def test_classify_disk(free: int | None, status: Status) -> None:
+    result = classify_disk(DiskFact("TMPDIR", "/tmp", free, "" if free else "EACCES"))
+    assert result.status is status
+    assert result.name == "free disk (TMPDIR)"
+
+
+def test_runtime_storage_dir() -> None:
+    assert runtime_storage_dir("podman", 0, {}) == "/var/lib/containers/storage"
+    assert (
+        runtime_storage_dir("podman", 1000, {"HOME": "/home/a"})
+        == "/home/a/.local/share/containers/storage"
+    )
+    assert runtime_storage_dir("podman", 1000, {"XDG_DATA_HOME": "/d"}) == "/d/containers/storage"
+    assert runtime_storage_dir("docker", 1000, {}) == "/var/lib/docker"
+
+
+# ------------------------------------------------------------- node image ---
+
+
+@pytest.mark.parametrize(
+    ("image", "is_file", "present", "status", "message"),
+    [
+        pytest.param(None, False, None, Status.OK, "default", id="default"),
+        pytest.param("localhost/n:1", False, True, Status.OK, "present", id="present"),
+        pytest.param(
+            "localhost/n:1", False, False, Status.WARN, "kind will try to pull", id="absent"
+        ),
+        pytest.param("/img/node.tar", True, None, Status.FAIL, "is a file", id="archive"),
+        pytest.param("localhost/n:1", False, None, Status.OK, "not checked", id="unknown"),
+    ],
+)
+def test_classify_node_image(
+    image: str | None, is_file: bool, present: bool | None, status: Status, message: str
+) -> None:
+    result = classify_node_image(image, is_file, present)
+    assert result.status is status
+    assert message in result.message
+
+
+# ---------------------------------------------------------------- overall ---
+
+
+def _facts(**changes: object) -> PreflightFacts:
+    base: dict[str, object] = {
+        "euid": 1000,
+        "provider": "podman",
+        "binaries": (BinaryFact("kind", ("kind", "version"), "/bin/kind", 0, "kind v0.27.0"),),
+        "cgroup2_mountpoint": "/sys/fs/cgroup",
+        "own_cgroup": "/user.slice",
+        "cgroup_controllers": ("cpu", "memory", "pids"),
+        "xdg_runtime_dir": "/run/user/1000",
+        "xdg_runtime_dir_owner": 1000,
+        "inotify_max_user_watches": 524288,
+        "inotify_max_user_instances": 512,
+        "disks": (DiskFact("TMPDIR", "/tmp", 80 * GIB),),
+        "node_image": None,
+    }
+    base.update(changes)
+    return PreflightFacts(**base)  # type: ignore[arg-type]
+
+
+def test_classify_preflight_all_ok_in_a_stable_order() -> None:
+    results = classify_preflight(_facts())
+    assert [r.name for r in results] == [
+        "kind binary",
+        "cgroups",
+        "XDG_RUNTIME_DIR",
+        "inotify limits",
+        "free disk (TMPDIR)",
+        "node image",
+    ]
+    assert not preflight_failed(results)
+
+
+def test_classify_preflight_docker_skips_podman_checks() -> None:
+    names = [r.name for r in classify_preflight(_facts(provider="docker"))]
+    assert "cgroups" not in names
+    assert "XDG_RUNTIME_DIR" not in names
+
+
+def test_classify_preflight_collects_every_failure() -> None:
+    results = classify_preflight(
+        _facts(cgroup2_mountpoint="/sys/fs/cgroup/unified", xdg_runtime_dir=None)
+    )
+    failed = [r.name for r in results if r.status is Status.FAIL]
+    assert failed == ["cgroups", "XDG_RUNTIME_DIR"]
+    assert preflight_failed(results)
+    text = format_preflight(results)
+    assert "[fail] cgroups:" in text
+    assert "fix: export XDG_RUNTIME_DIR" in text
+
+
+def test_describe_hides_the_fix_of_passing_checks() -> None:
+    assert CheckResult("x", Status.OK, "fine", "do y").describe() == "[ok] x: fine"
+    assert (
+        CheckResult("x", Status.WARN, "meh", "do y").describe() == "[warn] x: meh\n       fix: do y"
+    )
