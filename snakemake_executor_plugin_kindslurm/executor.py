@@ -52,7 +52,16 @@ from .slurm.submit import (
 from .spec import RunnerSpec
 
 MIN_INTERVAL = 1.0
-IDLE_GROWTH = 1.5
+# While nothing changes, wait this fraction of the youngest job's age: a job's end
+# is noticed after at most ~10% of its run time, and long jobs cost few queries.
+AGE_FRACTION = 0.1
+
+
+def next_status_interval(changed: bool, youngest_age: float, maximum: float) -> float:
+    """Seconds until the next status query. Pure."""
+    if changed:
+        return MIN_INTERVAL
+    return max(MIN_INTERVAL, min(maximum, AGE_FRACTION * youngest_age))
 
 
 def requote_cli_arg(args: str, flag: str, values: list[str]) -> str:
@@ -149,6 +158,8 @@ class Executor(RemoteExecutor):
         self._interval = MIN_INTERVAL
         self._wake_at: float | None = None
         self._warned_states: set[str] = set()
+        self._last_answer = time.monotonic()
+        self._checked_configs: set[tuple[str, str | None, str | None]] = set()
         self.status_queries = 0
         self.next_seconds_between_status_checks = MIN_INTERVAL
         self.logger.info(
@@ -269,6 +280,8 @@ class Executor(RemoteExecutor):
             if s.kind_config
             else None
         )
+        if cluster:
+            self._check_kind_config(rule, workdir, kind_config, rule_config or None)
         preload = split_image_list(s.preload_images) + split_image_list(
             resources.get("kind_preload_images")
         )
@@ -284,11 +297,29 @@ class Executor(RemoteExecutor):
             kubectl_bin=s.kubectl_path,
             runtime_bin=s.runtime_path or s.provider,
             create_timeout=float(s.create_timeout),
+            # Both must fit in the grace Slurm gives before its hard kill.
+            workload_term_timeout=max(1.0, min(10.0, s.cleanup_grace_seconds / 4)),
+            delete_timeout=max(5.0, s.cleanup_grace_seconds / 2),
             keep_on_failure=s.keep_cluster_on_failure,
             log_dir=log_dir,
             create_lock=s.create_lock,
             preflight=not s.skip_preflight,
         )
+
+    def _check_kind_config(
+        self, rule: str, workdir: str, user: str | None, per_rule: str | None
+    ) -> None:
+        """Refuse a bad Kind config at submission instead of in every job."""
+        key = (workdir, user, per_rule)
+        if key in self._checked_configs:
+            return
+        from .kind.config import KindConfigError, build_kind_config
+
+        try:
+            build_kind_config(workdir, user, per_rule)
+        except KindConfigError as err:
+            raise WorkflowError(f"rule {rule}: invalid Kind config: {err}") from err
+        self._checked_configs.add(key)
 
     # ------------------------------------------------------------------ status
     def _query(self) -> dict[str, JobState] | None:
@@ -334,6 +365,13 @@ class Executor(RemoteExecutor):
             return
 
         states = await asyncio.to_thread(self._query)
+        if states is not None:
+            self._last_answer = now
+        elif now - self._last_answer > self.settings.missing_job_timeout:
+            # Never hang on a Slurm that stopped answering: give up on the jobs.
+            for job_info in due:
+                self._report_missing(job_info)
+            return
         changed = False
         for job_info in due:
             if states is None:
@@ -365,11 +403,11 @@ class Executor(RemoteExecutor):
             else:
                 changed = True
                 self._finish_failure(job_info, state)
-        if changed:
-            self._interval = MIN_INTERVAL
-        else:
-            self._interval = min(self._interval * IDLE_GROWTH, self.settings.max_status_interval)
-        self.next_seconds_between_status_checks = max(self._interval, MIN_INTERVAL)
+        youngest = min(now - j.aux["submitted"] for j in due)
+        self._interval = next_status_interval(
+            changed, youngest, self.settings.max_status_interval
+        )
+        self.next_seconds_between_status_checks = self._interval
 
     def _missing_too_long(self, job_info: SubmittedJobInfo, now: float) -> bool:
         if job_info.aux["missing"] is None:

@@ -9,10 +9,11 @@ deletes the cluster afterwards. With `cluster: false` it only runs ARGV. Either
 way it exits with ARGV's exit code, or with one of its own (spec.EXIT_*), or
 with 128+N after signal N.
 
-Signals: the job script `exec`s the runner, so Slurm's `--signal=B:TERM@grace`,
-scancel and Ctrl-C reach the runner itself. SIGTERM, SIGINT and SIGHUP are
-turned into "stop": the foreground child (kind create, kind load or the
-workload, each in its own session) gets SIGTERM on its whole process group,
+Signals: the job script `exec`s the runner, so Slurm's `--signal=B:USR1@grace`
+(the time-limit warning), scancel and Ctrl-C reach the runner itself. SIGTERM,
+SIGINT, SIGHUP and SIGUSR1 are turned into "stop": the foreground child (kind
+create, kind load or the workload, each in its own session) gets SIGTERM on its
+whole process group,
 then SIGKILL after a bounded wait, and the cluster is deleted. A second signal
 kills the foreground child at once; a signal during cleanup is logged and
 cleanup goes on.
@@ -54,7 +55,16 @@ from .spec import (
 if TYPE_CHECKING:
     from .kind.cluster import CleanupCommand, CommandOutcome
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# SIGUSR1 is the time-limit warning (sbatch --signal=B:USR1@grace): it stops the
+# workload and deletes the cluster like the others, and then the runner waits
+# for Slurm's own kill at the time limit, so the job is recorded as TIMEOUT
+# (exiting earlier would record FAILED and hide why the job ended).
+TIME_LIMIT_SIGNAL = signal.SIGUSR1
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, TIME_LIMIT_SIGNAL)
+# How long the runner waits, after cleaning up for the time-limit warning, for
+# Slurm to end the job (the warning comes at most the grace plus Slurm's
+# ~60 s signal granularity early).
+TIME_LIMIT_WAIT_MAX = 900.0
 # kind create / kind load get this long after SIGTERM (they stop at once).
 KIND_KILL_AFTER = 5.0
 # Background processes the workload leaves behind get this long after SIGTERM.
@@ -731,11 +741,27 @@ def run_lifecycle(
     if not argv:
         log("runner", f"no command given\n{USAGE}")
         return EXIT_BAD_CONFIG
+    env = dict(os.environ if environ is None else environ)
     with SignalGuard() as signals:
         if not spec.cluster:
-            return _run_without_cluster(signals, spec, argv)
-        env = dict(os.environ if environ is None else environ)
-        return _ClusterLifecycle(spec, argv, env, signals).run()
+            code = _run_without_cluster(signals, spec, argv)
+        else:
+            code = _ClusterLifecycle(spec, argv, env, signals).run()
+        if signals.received == TIME_LIMIT_SIGNAL and env.get("SLURM_JOB_ID"):
+            return await_time_limit(signals, code)
+        return code
+
+
+def await_time_limit(signals: SignalGuard, code: int, limit: float = TIME_LIMIT_WAIT_MAX) -> int:
+    """After the time-limit warning: everything is cleaned up; let Slurm end the
+    job at its limit (recorded as TIMEOUT) instead of exiting as FAILED."""
+    log("runner", "time limit is near: cleaned up; waiting for Slurm to end the job")
+    signals.in_cleanup = True  # further signals are logged only
+    first = signals.count
+    deadline = time.monotonic() + limit
+    while signals.count == first and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return code
 
 
 def parse_runner_args(args: Sequence[str]) -> tuple[str, list[str]]:

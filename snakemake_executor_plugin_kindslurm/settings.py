@@ -114,7 +114,7 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=30.0,
         metadata=_meta(
             "Upper bound in seconds for the adaptive interval between status queries "
-            "(short while jobs finish, growing while nothing changes)."
+            "(1 s after a job ended, else a tenth of the youngest job's age)."
         ),
     )
     status_command: str = field(
@@ -135,8 +135,9 @@ class ExecutorSettings(ExecutorSettingsBase):
     cleanup_grace_seconds: int = field(
         default=60,
         metadata=_meta(
-            "Seconds before the time limit (and after scancel) Slurm gives the runner "
-            "to delete the cluster (sbatch --signal=B:TERM@N)."
+            "Seconds before the time limit at which Slurm warns the runner to stop the "
+            "workload and delete the cluster (sbatch --signal=B:USR1@N). After scancel "
+            "the runner has Slurm's KillWait instead."
         ),
     )
     sbatch_extra: Optional[str] = field(

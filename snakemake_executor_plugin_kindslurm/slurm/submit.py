@@ -242,9 +242,9 @@ def build_sbatch_argv(
         "--nodes=1",
         "--ntasks=1",
         f"--cpus-per-task={request.cpus_per_task}",
-        # Only the runner (the batch shell) gets the early TERM, so it can delete
-        # the cluster before the time limit's hard kill.
-        f"--signal=B:TERM@{grace_seconds}",
+        # The time-limit warning goes to the runner (the batch shell) only: it
+        # deletes the cluster before the hard kill, then lets the job time out.
+        f"--signal=B:USR1@{grace_seconds}",
     ]
     if request.mem_mb is not None:
         argv.append(f"--mem={request.mem_mb}M")

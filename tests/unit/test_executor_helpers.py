@@ -76,3 +76,13 @@ def test_split_image_list(tmp_path, monkeypatch):
     assert split_image_list(" img.tar , localhost/app:1,,docker.io/x/y ") == [
         str(tmp_path / "img.tar"), "localhost/app:1", "docker.io/x/y",
     ]
+
+
+@pytest.mark.parametrize(
+    ("changed", "age", "expected"),
+    [(True, 500.0, 1.0), (False, 3.0, 1.0), (False, 75.0, 7.5), (False, 5000.0, 30.0)],
+)
+def test_status_interval_follows_job_age(changed, age, expected):
+    from snakemake_executor_plugin_kindslurm.executor import next_status_interval
+
+    assert next_status_interval(changed, age, 30.0) == pytest.approx(expected)

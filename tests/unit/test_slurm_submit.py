@@ -37,7 +37,7 @@ def test_full_resource_mapping():
     assert argv == [
         "sbatch", "--parsable", "--job-name=run1", "--chdir=/w", "--output=/w/l/%j.log",
         "--comment=rule=align", "--nodes=1", "--ntasks=1", "--cpus-per-task=4",
-        "--signal=B:TERM@45", "--mem=2000M", "--time=90", "--partition=short",
+        "--signal=B:USR1@45", "--mem=2000M", "--time=90", "--partition=short",
         "--account=lab", "--qos=normal", "--constraint=avx2&ssd", "--gpus=a100:2",
         "--hold", "--exclusive", "--reservation=r1", "--mail-type", "NONE",
     ]
