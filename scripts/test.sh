@@ -10,6 +10,8 @@ py="$root/.venv/bin/python"
 
 echo "== ruff"
 "$root/.venv/bin/ruff" check .
+echo "== mypy (strict, from pyproject.toml)"
+"$root/.venv/bin/mypy" snakemake_executor_plugin_kindslurm
 echo "== pytest"
 # Missing prerequisites fail instead of skipping: CI must not go green by skipping.
 KINDSLURM_REQUIRE_INTEGRATION=1 "$py" -m pytest -p no:cacheprovider "$@"

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import getpass
 import glob
+import logging
 import os
 import shlex
 import sys
@@ -136,8 +137,35 @@ def kind_cluster_wanted(rule: str, resources: Mapping[str, Any]) -> bool:
     )
 
 
+class _SnakemakeLogHandler(logging.Handler):
+    """Sends the plugin's own log records (e.g. every external command with its
+    duration, from process.run) to Snakemake's logger: shown with --verbose,
+    silent otherwise."""
+
+    def __init__(self, logger: Any) -> None:
+        super().__init__(logging.DEBUG)
+        self._logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = self.format(record)
+        if record.levelno >= logging.ERROR:
+            self._logger.error(message)
+        elif record.levelno >= logging.WARNING:
+            self._logger.warning(message)
+        else:
+            self._logger.debug(message)
+
+
+def route_plugin_logs(logger: Any) -> None:
+    plugin_logger = logging.getLogger("kindslurm")
+    plugin_logger.handlers = [_SnakemakeLogHandler(logger)]
+    plugin_logger.setLevel(logging.DEBUG)
+    plugin_logger.propagate = False
+
+
 class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
+        route_plugin_logs(self.logger)
         settings = self.workflow.executor_settings
         if settings is None:
             settings = ExecutorSettings()
@@ -188,8 +216,8 @@ class Executor(RemoteExecutor):
             request = build_slurm_request(rule, job.threads, resources)
         except SubmitError as err:
             raise WorkflowError(str(err)) from err
-        members = (
-            [(m.name, dict(m.resources.items())) for m in job.jobs]  # type: ignore[attr-defined]
+        members: list[tuple[str, Mapping[str, Any]]] = (
+            [(str(m.name), dict(m.resources.items())) for m in job.jobs]
             if job.is_group()
             else [(rule, resources)]
         )
@@ -412,7 +440,8 @@ class Executor(RemoteExecutor):
     def _missing_too_long(self, job_info: SubmittedJobInfo, now: float) -> bool:
         if job_info.aux["missing"] is None:
             job_info.aux["missing"] = now
-        return now - job_info.aux["missing"] > self.settings.missing_job_timeout
+        missing_for: float = now - job_info.aux["missing"]
+        return missing_for > self.settings.missing_job_timeout
 
     def _report_missing(self, job_info: SubmittedJobInfo) -> None:
         jobid = job_info.external_jobid
