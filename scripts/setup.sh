@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Brings a Debian/Ubuntu machine (as root) to the state the tests and the demo
-# need: system packages, a project venv, a running single-node Slurm with
-# accounting, Podman + the real kind binary, and the stand-in Kind node image.
-# Idempotent: a second run only checks and starts what is not running.
+# need: a project venv with the plugin, then, through the plugin's own
+# `kindslurm ci-setup` (the same code users run in their CI), a running
+# single-node Slurm with accounting, Podman + the real kind binary, and the
+# stand-in Kind node image. Idempotent: a second run only checks and starts
+# what is not running.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-testbed="$root/snakemake_executor_plugin_kindslurm/testbed"
 venv="$root/.venv"
 
 log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*"; }
@@ -15,10 +16,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 
-log "system packages (Slurm, MariaDB, munge, Podman, kind)"
-bash "$testbed/slurm.sh" install
-bash "$testbed/kind.sh" install
 if ! /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  log "python3-venv"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv python3-pip
 fi
@@ -40,11 +39,6 @@ if ! "$venv/bin/python" -c 'import snakemake_executor_plugin_kindslurm, pytest, 
 fi
 chmod -R a+rX "$venv"
 
-log "starting Slurm"
-bash "$testbed/slurm.sh" start
-for user in kstest kstest2; do
-  bash "$testbed/slurm.sh" add-user "$user"
-done
-log "stand-in Kind node images"
-bash "$testbed/kind.sh" build-standin-image
+log "kindslurm ci-setup: Slurm, Podman, kind, stand-in node image"
+"$venv/bin/kindslurm" ci-setup --user kstest --user kstest2 --standin-image
 log "ready"

@@ -7,6 +7,7 @@
     kindslurm gc [--yes] [--all-users] [--job ID] [NAME...]
                                                  delete clusters whose job has ended (orphans)
     kindslurm doctor [--json]                    is this node ready for Kind?
+    kindslurm ci-setup [--user NAME] [--kind]    install and start a single-node Slurm (CI)
 
 Every command has `--help`. Cluster options (--node-image, --kind-config,
 --provider, --kind-path, --kubectl-path, --runtime-path, --create-timeout,
@@ -571,6 +572,56 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if preflight_failed(results) else EXIT_OK
 
 
+# ------------------------------------------------------------- ci-setup ---
+
+TESTBED = Path(__file__).resolve().parent / "testbed"
+
+
+def build_ci_setup_steps(
+    testbed: Path, *, users: Sequence[str], kind: bool, standin_image: bool
+) -> list[list[str]]:
+    """The test-bed script calls `ci-setup` makes, in order. Pure."""
+    slurm, kind_sh = str(testbed / "slurm.sh"), str(testbed / "kind.sh")
+    steps = [["bash", slurm, "install"], ["bash", slurm, "start"]]
+    steps += [["bash", slurm, "add-user", user] for user in users]
+    if kind or standin_image:
+        steps.append(["bash", kind_sh, "install"])
+    if standin_image:
+        steps.append(["bash", kind_sh, "build-standin-image"])
+    return steps
+
+
+def cmd_ci_setup(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        raise CliError(
+            "ci-setup installs Debian packages and starts Slurm daemons: run it as root "
+            "(e.g. `sudo $(command -v kindslurm) ci-setup`)",
+            EXIT_USAGE,
+        )
+    for user in args.user or []:
+        if not user.replace("-", "").replace("_", "").isalnum():
+            raise CliError(f"--user {user!r} is not a valid user name", EXIT_USAGE)
+    steps = build_ci_setup_steps(
+        TESTBED, users=args.user or [], kind=args.kind, standin_image=args.standin_image
+    )
+    for argv in steps:
+        eprint(f"kindslurm ci-setup: {shlex.join(argv)}")
+        # The scripts print their own progress: let it through instead of capturing.
+        proc = process.spawn(argv, new_session=False)
+        code = proc.wait()
+        if code != 0:
+            raise CliError(
+                f"test-bed step failed (exit {code}): {shlex.join(argv)}\n"
+                "its output is above; logs are in /var/log/kindslurm-testbed/",
+                EXIT_FAILURE,
+            )
+    eprint(
+        "kindslurm ci-setup: single-node Slurm with accounting is up "
+        "(`bash " + str(TESTBED / "slurm.sh") + " stop` stops it)"
+    )
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------- hold ---
 
 
@@ -689,6 +740,26 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = add("doctor", "check that this node is ready for Kind", [cluster])
     doctor.add_argument("--json", action="store_true", help="JSON for scripts")
     doctor.set_defaults(handler=cmd_doctor)
+
+    ci = add(
+        "ci-setup",
+        "install and start a throw-away single-node Slurm with accounting (root; for CI)",
+        [],
+    )
+    ci.add_argument(
+        "--user", action="append", metavar="NAME",
+        help="also create this Linux user and register it in Slurm accounting; repeatable",
+    )  # fmt: skip
+    ci.add_argument(
+        "--kind", action="store_true",
+        help="also install Podman (runc) and the kind binary (Debian/Ubuntu)",
+    )  # fmt: skip
+    ci.add_argument(
+        "--standin-image", action="store_true",
+        help="also build the stand-in node image for machines without a registry "
+        "(implies --kind; it has no Kubernetes API)",
+    )
+    ci.set_defaults(handler=cmd_ci_setup)
 
     hold = sub.add_parser("_hold")  # the `up` job's workload; no help: hidden
     hold.add_argument("--ready-file", required=True)

@@ -740,3 +740,24 @@ def test_options_map_to_the_runner_spec(tmp_path: Path) -> None:
     assert (defaults.provider, defaults.runtime_bin, defaults.create_timeout) == (
         "podman", "podman", 300.0,
     )  # fmt: skip
+
+
+def test_ci_setup_runs_the_packaged_test_bed_scripts_in_order() -> None:
+    from pathlib import Path
+
+    from snakemake_executor_plugin_kindslurm.cli import TESTBED, build_ci_setup_steps
+
+    steps = build_ci_setup_steps(Path("/tb"), users=["ci"], kind=False, standin_image=True)
+    assert steps == [
+        ["bash", "/tb/slurm.sh", "install"],
+        ["bash", "/tb/slurm.sh", "start"],
+        ["bash", "/tb/slurm.sh", "add-user", "ci"],
+        ["bash", "/tb/kind.sh", "install"],
+        ["bash", "/tb/kind.sh", "build-standin-image"],
+    ]
+    assert build_ci_setup_steps(Path("/tb"), users=[], kind=False, standin_image=False) == [
+        ["bash", "/tb/slurm.sh", "install"],
+        ["bash", "/tb/slurm.sh", "start"],
+    ]
+    # The same scripts the test suite uses ship inside the package.
+    assert (TESTBED / "slurm.sh").is_file() and (TESTBED / "kind.sh").is_file()
