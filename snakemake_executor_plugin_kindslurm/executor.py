@@ -213,7 +213,9 @@ class Executor(RemoteExecutor):
         rule, wildcards = self._rule_and_wildcards(job)
         resources = dict(job.resources.items())
         try:
-            request = build_slurm_request(rule, job.threads, resources)
+            request = build_slurm_request(
+                rule, job.threads, resources, min_mem_mb=self.settings.min_mem_mb
+            )
         except SubmitError as err:
             raise WorkflowError(str(err)) from err
         members: list[tuple[str, Mapping[str, Any]]] = (

@@ -93,6 +93,13 @@ class ExecutorSettings(ExecutorSettingsBase):
             "the runner does before creating a cluster."
         ),
     )
+    min_mem_mb: int = field(
+        default=300,
+        metadata=_meta(
+            "Smallest memory request (MiB) sent to Slurm: smaller mem_mb values are "
+            "raised to it, since every job runs Python and Snakemake itself."
+        ),
+    )
     logdir: Optional[str] = field(
         default=None,
         metadata=_meta(
@@ -170,7 +177,7 @@ def validate_settings(settings: ExecutorSettings) -> None:
             flag = "--kindslurm-" + name.replace("_", "-")
             raise WorkflowError(f"{flag} must be a positive number of seconds, got {value!r}")
     for name in ("init_seconds_before_status_checks", "max_status_interval",
-                 "missing_job_timeout"):
+                 "missing_job_timeout", "min_mem_mb"):
         value = getattr(settings, name)
         if value is None or value < 0:
             flag = "--kindslurm-" + name.replace("_", "-")

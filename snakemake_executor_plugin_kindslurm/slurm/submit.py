@@ -134,8 +134,13 @@ def validate_sbatch_extra(text: str, origin: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-def build_slurm_request(rule: str, threads: int, resources: Mapping[str, object]) -> SlurmRequest:
-    """Map Snakemake resources to Slurm options, rejecting bad values with a clear message."""
+def build_slurm_request(
+    rule: str, threads: int, resources: Mapping[str, object], *, min_mem_mb: int = 0
+) -> SlurmRequest:
+    """Map Snakemake resources to Slurm options, rejecting bad values with a clear message.
+
+    A memory request below min_mem_mb is raised to it: the job always runs the
+    runner and Snakemake itself, which cannot start in a few MiB."""
     cpus = _whole_number(rule, "threads", threads, minimum=1)
     nodes = resources.get("nodes")
     if nodes is not None and _whole_number(rule, "nodes", nodes, minimum=1) > 1:
@@ -154,6 +159,8 @@ def build_slurm_request(rule: str, threads: int, resources: Mapping[str, object]
                 f"rule {rule}: resource mem={resources['mem']!r} was not understood by "
                 "Snakemake as a size; write it like mem='4GB' or use mem_mb=4000"
             )
+    if mem is not None and mem < min_mem_mb:
+        mem = min_mem_mb
     runtime = resources.get("runtime")
     time_minutes = None if runtime is None else _whole_number(rule, "runtime", runtime, minimum=1)
     gres = resources.get("gres")

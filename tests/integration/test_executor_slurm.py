@@ -232,7 +232,7 @@ def test_workflow_started_inside_an_allocation_submits_cleanly(tmp_path: Path) -
 
         rule make:
             output: "{x}.txt"
-            resources: kind_cluster=0, mem_mb=200
+            resources: kind_cluster=0, mem_mb=400
             shell: "echo $SLURM_JOB_ID $SLURM_MEM_PER_NODE > {output}"
         """,
     )
@@ -240,7 +240,7 @@ def test_workflow_started_inside_an_allocation_submits_cleanly(tmp_path: Path) -
     # The outer job sets SLURM_* (and a bogus SBATCH_ default) that must not leak into
     # the inner sbatch calls.
     proc = subprocess.run(
-        ["sbatch", "--wait", "--parsable", "--mem=300M", "--cpus-per-task=1",
+        ["sbatch", "--wait", "--parsable", "--mem=600M", "--cpus-per-task=1",
          f"--output={tmp_path}/outer.log", f"--chdir={wd}", "--export=ALL,SBATCH_TIMELIMIT=bogus"],
         input="#!/bin/sh\nexec " + " ".join(f"'{a}'" for a in argv) + "\n",
         capture_output=True, text=True, timeout=600,
@@ -251,4 +251,4 @@ def test_workflow_started_inside_an_allocation_submits_cleanly(tmp_path: Path) -
     for name in ("a", "b"):
         inner_id, mem = (wd / f"{name}.txt").read_text().split()
         assert inner_id != outer_id
-        assert mem == "191"  # mem_mb=200 is 191 MiB; Slurm counts memory in MiB
+        assert mem == "381"  # mem_mb=400 is 381 MiB; Slurm counts memory in MiB

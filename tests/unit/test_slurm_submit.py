@@ -169,3 +169,9 @@ def test_inherited_slurm_variables_do_not_reach_sbatch():
          "SLURM_CONF": "/etc/slurm/slurm.conf", "SRUN_CPUS_PER_TASK": "2", "HOME": "/h"}
     )
     assert env == {"PATH": "/bin", "SLURM_CONF": "/etc/slurm/slurm.conf", "HOME": "/h"}
+
+
+def test_tiny_memory_requests_are_raised_to_the_floor():
+    assert build_slurm_request("r", 1, {"mem_mb": 5, "mem_mib": 4}, min_mem_mb=300).mem_mb == 300
+    assert build_slurm_request("r", 1, {"mem_mb": 4000}, min_mem_mb=300).mem_mb == 4000
+    assert build_slurm_request("r", 1, {}, min_mem_mb=300).mem_mb is None
