@@ -251,4 +251,4 @@ def test_workflow_started_inside_an_allocation_submits_cleanly(tmp_path: Path) -
     for name in ("a", "b"):
         inner_id, mem = (wd / f"{name}.txt").read_text().split()
         assert inner_id != outer_id
-        assert mem == "381"  # mem_mb=400 is 381 MiB; Slurm counts memory in MiB
+        assert mem == "382"  # Snakemake turns mem_mb=400 into mem_mib=382; Slurm counts MiB
