@@ -164,16 +164,11 @@ def route_plugin_logs(logger: Any) -> None:
 
 
 class Executor(RemoteExecutor):
-    def __post_init__(self) -> None:
-        route_plugin_logs(self.logger)
-        settings = self.workflow.executor_settings
-        if settings is None:
-            settings = ExecutorSettings()
-        self.settings: ExecutorSettings = settings
-        self.run_name = f"kindslurm-{uuid.uuid4().hex[:16]}"
-        self.run_started = datetime.now()
-        self.logdir = os.path.abspath(self.settings.logdir or DEFAULT_LOGDIR)
-        self.user = getpass.getuser()
+    def __init__(self, workflow: Any, logger: Any) -> None:
+        # RemoteExecutor.__init__ starts the status thread before it calls
+        # __post_init__, so everything that thread reads is set up first.
+        settings = workflow.executor_settings
+        self.settings: ExecutorSettings = settings if settings is not None else ExecutorSettings()
         try:
             self.global_extra = (
                 validate_sbatch_extra(self.settings.sbatch_extra, "--kindslurm-sbatch-extra")
@@ -182,6 +177,10 @@ class Executor(RemoteExecutor):
             )
         except SubmitError as err:
             raise WorkflowError(str(err)) from err
+        self.run_name = f"kindslurm-{uuid.uuid4().hex[:16]}"
+        self.run_started = datetime.now()
+        self.logdir = os.path.abspath(self.settings.logdir or DEFAULT_LOGDIR)
+        self.user = getpass.getuser()
         self.status_command = "sacct" if self.settings.status_command != "squeue" else "squeue"
         self._interval = MIN_INTERVAL
         self._wake_at: float | None = None
@@ -189,6 +188,10 @@ class Executor(RemoteExecutor):
         self._last_answer = time.monotonic()
         self._checked_configs: set[tuple[str, str | None, str | None]] = set()
         self.status_queries = 0
+        super().__init__(workflow, logger)
+
+    def __post_init__(self) -> None:
+        route_plugin_logs(self.logger)
         self.next_seconds_between_status_checks = MIN_INTERVAL
         self.logger.info(
             f"kindslurm: jobs of this run are named {self.run_name}; "
@@ -379,6 +382,11 @@ class Executor(RemoteExecutor):
     async def check_active_jobs(
         self, active_jobs: list[SubmittedJobInfo]
     ) -> AsyncGenerator[SubmittedJobInfo, None]:
+        if not active_jobs:
+            # Nothing to ask Slurm; look again soon (a round without jobs is free).
+            self._wake_at = None
+            self.next_seconds_between_status_checks = MIN_INTERVAL
+            return
         now = time.monotonic()
         self._wake_at = None
         first_check = self.settings.init_seconds_before_status_checks
