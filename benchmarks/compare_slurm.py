@@ -33,6 +33,13 @@ from pathlib import Path
 
 COUNTED = ("sacct", "squeue", "scontrol", "sbatch", "srun")
 
+ROOT = Path(__file__).resolve().parent.parent
+# Each contender runs from its own venv: the peer plugin runs sacct/scontrol at
+# import time, and Snakemake imports every installed plugin in every job, so a
+# shared venv would charge the peer's calls and CPU to the other contenders.
+OURS_PYTHON = ROOT / ".venv" / "bin" / "python"
+PEER_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+
 CONTENDERS: dict[str, list[str]] = {
     "local": ["--executor", "local", "--cores", "2"],
     "peer-default": ["--executor", "slurm"],
@@ -75,19 +82,21 @@ def write_workflow(workdir: Path, jobs: int) -> None:
 
 
 def job_cpu_seconds(workdir: Path, since: str) -> float:
-    """Sum of TotalCPU of every Slurm job the run submitted (each run has its own
-    working directory, which sacct records)."""
+    """Sum of TotalCPU over every step of every Slurm job the run submitted (each
+    run has its own working directory, which sacct records on the allocation;
+    CPU time is recorded on the steps)."""
     proc = subprocess.run(
-        ["sacct", "--allusers", "--parsable2", "--noheader", "--allocations",
-         "--format=WorkDir,TotalCPU", f"--starttime={since}", "--endtime=now"],
+        ["sacct", "--allusers", "--parsable2", "--noheader",
+         "--format=JobID,WorkDir,TotalCPU", f"--starttime={since}", "--endtime=now"],
         capture_output=True, text=True, check=True,
     )
-    total = 0.0
-    for line in proc.stdout.splitlines():
-        where, _, cpu = line.rpartition("|")
-        if where == str(workdir) and cpu:
-            total += parse_slurm_duration(cpu)
-    return total
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line.count("|") == 2]
+    ours = {jobid for jobid, where, _ in rows if "." not in jobid and where == str(workdir)}
+    return sum(
+        parse_slurm_duration(cpu)
+        for jobid, _, cpu in rows
+        if "." in jobid and jobid.split(".")[0] in ours and cpu
+    )
 
 
 def parse_slurm_duration(text: str) -> float:
@@ -110,7 +119,8 @@ def run_once(name: str, jobs: int, base: Path) -> dict[str, float]:
     make_shims(workdir / "shims", calls)
     env = {**os.environ, "PATH": f"{workdir / 'shims'}:{os.environ['PATH']}"}
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 60))
-    argv = [sys.executable, "-m", "snakemake", "--jobs", str(jobs), "--quiet", "all",
+    python = PEER_PYTHON if name.startswith("peer") else OURS_PYTHON
+    argv = [str(python), "-m", "snakemake", "--jobs", str(jobs), "--quiet", "all",
             *CONTENDERS[name]]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
