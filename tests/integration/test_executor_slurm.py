@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -252,3 +254,61 @@ def test_workflow_started_inside_an_allocation_submits_cleanly(tmp_path: Path) -
         inner_id, mem = (wd / f"{name}.txt").read_text().split()
         assert inner_id != outer_id
         assert mem == "382"  # Snakemake turns mem_mb=400 into mem_mib=382; Slurm counts MiB
+
+
+def test_non_root_user_runs_a_workflow(tmp_path: Path) -> None:
+    """A regular user (testbed add-user kstest) submits, is tracked by sacct and
+    gets correct outputs; the run needs nothing from root."""
+    import pwd
+
+    from ..conftest import missing
+
+    try:
+        user = pwd.getpwnam("kstest")
+    except KeyError:
+        missing("Linux user kstest (testbed/slurm.sh add-user kstest)")
+    python = Path(sys.executable)
+    probe = subprocess.run(
+        ["runuser", "-u", "kstest", "--", str(python), "-c",
+         "import snakemake_executor_plugin_kindslurm, snakemake"],
+        capture_output=True, text=True, timeout=120,
+    )
+    if probe.returncode != 0:
+        missing(f"a Python environment readable by kstest ({python}): {probe.stderr.strip()}")
+    wd = Path(tempfile.mkdtemp(prefix="kindslurm-kstest-", dir="/tmp"))
+    try:
+        write_workflow(
+            wd,
+            """
+            rule all:
+                input: expand("out/{i}.txt", i=range(3))
+
+            rule make:
+                output: "out/{i}.txt"
+                resources: kind_cluster=0
+                shell: "id -un > {output}; echo $SLURM_JOB_ID >> {output}"
+            """,
+        )
+        shutil.chown(wd, user.pw_uid, user.pw_gid)
+        for path in wd.rglob("*"):
+            shutil.chown(path, user.pw_uid, user.pw_gid)
+        proc = subprocess.run(
+            ["runuser", "-u", "kstest", "--", "env", f"HOME={user.pw_dir}",
+             *snakemake_argv(wd)],
+            capture_output=True, text=True, timeout=600, cwd=wd,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        jobids = set()
+        for i in range(3):
+            who, jobid = (wd / "out" / f"{i}.txt").read_text().split()
+            assert who == "kstest"
+            jobids.add(jobid)
+        assert len(jobids) == 3
+        acct = subprocess.run(
+            ["sacct", "--allusers", "--noheader", "--parsable2", "--allocations",
+             "--format=User,State", f"--jobs={','.join(sorted(jobids))}"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.split()
+        assert acct == ["kstest|COMPLETED"] * 3, acct
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
