@@ -241,12 +241,18 @@ def test_workflow_started_inside_an_allocation_submits_cleanly(tmp_path: Path) -
     argv = snakemake_argv(wd, jobs=2)
     # The outer job sets SLURM_* (and a bogus SBATCH_ default) that must not leak into
     # the inner sbatch calls.
-    proc = subprocess.run(
-        ["sbatch", "--wait", "--parsable", "--mem=600M", "--cpus-per-task=1",
-         f"--output={tmp_path}/outer.log", f"--chdir={wd}", "--export=ALL,SBATCH_TIMELIMIT=bogus"],
-        input="#!/bin/sh\nexec " + " ".join(f"'{a}'" for a in argv) + "\n",
-        capture_output=True, text=True, timeout=600,
-    )
+    outer_name = f"kindslurm-outer-{tmp_path.name}"
+    try:
+        proc = subprocess.run(
+            ["sbatch", "--wait", "--parsable", "--mem=600M", "--cpus-per-task=1",
+             f"--job-name={outer_name}", f"--output={tmp_path}/outer.log", f"--chdir={wd}",
+             "--export=ALL,SBATCH_TIMELIMIT=bogus"],
+            input="#!/bin/sh\nexec " + " ".join(f"'{a}'" for a in argv) + "\n",
+            capture_output=True, text=True, timeout=600,
+        )
+    finally:
+        # Never leave the outer job (and the workflow in it) running after a failure.
+        subprocess.run(["scancel", f"--name={outer_name}"], check=False)
     outer_log = (tmp_path / "outer.log").read_text()
     assert proc.returncode == 0, outer_log + proc.stderr
     outer_id = proc.stdout.strip().split(";")[0]
