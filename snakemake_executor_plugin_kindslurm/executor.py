@@ -193,10 +193,18 @@ class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         route_plugin_logs(self.logger)
         self.next_seconds_between_status_checks = MIN_INTERVAL
-        self.logger.info(
+        self._info(
             f"kindslurm: jobs of this run are named {self.run_name}; "
             f"logs in {self.logdir}"
         )
+
+    def _info(self, message: str) -> None:
+        """Progress lines: shown normally, only with --verbose under --quiet."""
+        output = getattr(self.workflow, "output_settings", None)
+        if getattr(output, "quiet", None):
+            self.logger.debug(message)
+        else:
+            self.logger.info(message)
 
     # ------------------------------------------------------------------ submit
     def get_job_args(self, job: JobExecutorInterface, **kwargs: Any) -> str:
@@ -276,7 +284,7 @@ class Executor(RemoteExecutor):
                 f"(command: {shlex.join(argv)}; output: {result.output!r})"
             ) from err
         logfile = output.replace("%j", jobid)
-        self.logger.info(
+        self._info(
             f"Submitted job {job.jobid} ({rule}) as Slurm job {jobid}"
             f"{'' if cluster else ' (no Kind cluster)'}; log: {logfile}"
         )
@@ -507,7 +515,7 @@ class Executor(RemoteExecutor):
                 f"Cancel them by hand: scancel --name={self.run_name}"
             )
         else:
-            self.logger.info(f"kindslurm: cancelled Slurm jobs {' '.join(jobids)}")
+            self._info(f"kindslurm: cancelled Slurm jobs {' '.join(jobids)}")
 
     def get_python_executable(self) -> str:
         return sys.executable
