@@ -121,7 +121,7 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=30.0,
         metadata=_meta(
             "Upper bound in seconds for the adaptive interval between status queries "
-            "(1 s after a job ended, else a tenth of the youngest job's age)."
+            "(a tenth of the youngest job's age, at least 3 s)."
         ),
     )
     status_command: str = field(

@@ -79,10 +79,11 @@ def test_split_image_list(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("changed", "age", "expected"),
-    [(True, 500.0, 1.0), (False, 3.0, 1.0), (False, 75.0, 7.5), (False, 5000.0, 30.0)],
+    ("age", "maximum", "expected"),
+    [(0.5, 30.0, 3.0), (10.0, 30.0, 3.0), (75.0, 30.0, 7.5), (5000.0, 30.0, 30.0),
+     (100.0, 2.0, 2.0)],
 )
-def test_status_interval_follows_job_age(changed, age, expected):
+def test_status_interval_follows_job_age(age, maximum, expected):
     from snakemake_executor_plugin_kindslurm.executor import next_status_interval
 
-    assert next_status_interval(changed, age, 30.0) == pytest.approx(expected)
+    assert next_status_interval(age, maximum) == pytest.approx(expected)
