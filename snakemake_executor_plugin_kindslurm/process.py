@@ -91,6 +91,19 @@ class CommandTimeoutError(CommandError):
     """The program ran longer than its timeout and was killed."""
 
 
+def _not_runnable(argv: Sequence[str], err: OSError, hint: str) -> CommandNotFoundError:
+    """The typed error for a program that could not be started."""
+    if isinstance(err, PermissionError):
+        return CommandNotFoundError(
+            argv, None, stderr=str(err), reason="program not executable",
+            hint=hint or f"make {argv[0]!r} executable for this user",
+        )  # fmt: skip
+    return CommandNotFoundError(
+        argv, None, stderr=str(err), reason="program not found",
+        hint=hint or f"install {argv[0]!r} or put it on PATH",
+    )  # fmt: skip
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -122,22 +135,8 @@ def run(
             stdin=None if input is not None else subprocess.DEVNULL,
             errors="replace",
         )
-    except FileNotFoundError as err:
-        raise CommandNotFoundError(
-            argv,
-            None,
-            stderr=str(err),
-            hint=hint or f"install {argv[0]!r} or put it on PATH",
-            reason="program not found",
-        ) from err
-    except PermissionError as err:
-        raise CommandNotFoundError(
-            argv,
-            None,
-            stderr=str(err),
-            hint=hint or f"make {argv[0]!r} executable for this user",
-            reason="program not executable",
-        ) from err
+    except (FileNotFoundError, PermissionError) as err:
+        raise _not_runnable(argv, err, hint) from err
     except subprocess.TimeoutExpired as err:
         raise CommandTimeoutError(
             argv,
@@ -188,24 +187,10 @@ def spawn(
             stderr=stderr,
             start_new_session=new_session,
         )
-    except FileNotFoundError as err:
-        if cwd is not None and not os.path.isdir(cwd):
+    except (FileNotFoundError, PermissionError) as err:
+        if isinstance(err, FileNotFoundError) and cwd is not None and not os.path.isdir(cwd):
             raise  # the working directory is missing, not the program
-        raise CommandNotFoundError(
-            argv,
-            None,
-            stderr=str(err),
-            hint=hint or f"install {argv[0]!r} or put it on PATH",
-            reason="program not found",
-        ) from err
-    except PermissionError as err:
-        raise CommandNotFoundError(
-            argv,
-            None,
-            stderr=str(err),
-            hint=hint or f"make {argv[0]!r} executable for this user",
-            reason="program not executable",
-        ) from err
+        raise _not_runnable(argv, err, hint) from err
 
 
 def signal_group(pgid: int, signum: int) -> bool:
