@@ -562,35 +562,58 @@ class _ClusterLifecycle:
         )
 
     def _preload_images(self) -> int | None:
-        from .kind import cluster
+        """Load spec.preload_images into the nodes before the workload starts.
+
+        kind's `load docker-image` asks a `docker` CLI for the image even with
+        the Podman provider, so with Podman an image name is first saved to an
+        archive in the job's temp dir and loaded as one.
+        """
+        from .kind import cluster, preflight
 
         assert self.tempdir is not None
-        for image in self.spec.preload_images:
-            if self.signals.stopping:
-                return None
-            argv = cluster.build_load_argv(
-                self.spec.kind_bin, self.name, image, archive=os.path.isfile(image)
+        spec = self.spec
+        for index, image in enumerate(spec.preload_images):
+            archive: str | None = None
+            saved = False
+            steps: list[list[str]] = []
+            if preflight.is_image_archive(image) or os.path.isfile(
+                os.path.join(self.workdir, image)
+            ):
+                archive = image
+            elif spec.provider == "podman":
+                archive, saved = str(self.tempdir / f"preload-{index}.tar"), True
+                steps.append([spec.runtime_bin, "save", "-o", archive, image])
+            steps.append(
+                cluster.build_load_argv(
+                    spec.kind_bin, self.name, archive or image, archive=archive is not None
+                )
             )
             start = time.monotonic()
-            result = run_foreground(
-                self.signals,
-                argv,
-                env=self._kind_env(False),
-                timeout=cluster.LOAD_TIMEOUT,
-                output_path=self.tempdir / "kind-load.log",
-                cwd=self.workdir,
-            )
-            took = time.monotonic() - start
-            if self.signals.stopping:
-                return None
-            if result.returncode != 0:
-                log(
-                    "create",
-                    f"loading image {image} failed: {_clip_command(argv)}\n{_tail(result.output)}",
-                    took,
+            for argv in steps:
+                if self.signals.stopping:
+                    return None
+                result = run_foreground(
+                    self.signals,
+                    argv,
+                    env=self._kind_env(False),
+                    timeout=cluster.LOAD_TIMEOUT,
+                    output_path=self.tempdir / "kind-load.log",
+                    cwd=self.workdir,
                 )
-                return EXIT_CLUSTER_CREATE_FAILED
-            log("create", f"loaded image {image}", took)
+                if self.signals.stopping:
+                    return None
+                if result.returncode != 0:
+                    log(
+                        "create",
+                        f"loading image {image} failed: {_clip_command(argv)}\n"
+                        f"{_tail(result.output)}",
+                        time.monotonic() - start,
+                    )
+                    return EXIT_CLUSTER_CREATE_FAILED
+            if saved and archive is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(archive)  # a copy in the node now; the temp dir may be small
+            log("create", f"loaded image {image}", time.monotonic() - start)
         return None
 
     def _export_logs(self) -> None:

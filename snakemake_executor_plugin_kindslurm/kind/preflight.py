@@ -1,8 +1,9 @@
 """Is this node ready for Kind? Gather facts once, then classify them with pure functions.
 
-gather_preflight_facts() does the I/O (three version commands in parallel,
-a few /proc and /sys reads, statvfs); classify_* turn facts into results;
-run_preflight() is both together and is what `kindslurm doctor` calls.
+gather_preflight_facts() does the I/O (three version commands and one image
+lookup per preloaded image name in parallel, a few /proc and /sys reads,
+statvfs, one open() per preloaded archive); classify_* turn facts into
+results; run_preflight() is both together and is what `kindslurm doctor` calls.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import enum
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,10 @@ INOTIFY_MIN_WATCHES = 524288
 INOTIFY_MIN_INSTANCES = 512
 REQUIRED_CONTROLLERS = ("cpu", "memory")
 VERSION_TIMEOUT = 10.0
+# Preload entries that name a file (`kind load image-archive`); anything else
+# is an image name in the runtime's local storage. Same suffixes as the
+# executor uses to make archive paths absolute.
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci")
 
 
 class Status(enum.Enum):
@@ -71,6 +76,16 @@ class DiskFact:
 
 
 @dataclass(frozen=True)
+class PreloadFact:
+    """One entry of preload_images: an archive file or a local image name."""
+
+    entry: str
+    archive: bool
+    problem: str = ""  # archive: why it cannot be read; "" when readable
+    present: bool | None = None  # image name: in local storage? None: not checked
+
+
+@dataclass(frozen=True)
 class PreflightFacts:
     euid: int
     provider: str
@@ -86,6 +101,8 @@ class PreflightFacts:
     node_image: str | None = None
     node_image_is_file: bool = False
     node_image_present: bool | None = None  # None: not checked
+    preload: tuple[PreloadFact, ...] = ()
+    runtime_bin: str = "podman"
 
 
 # --------------------------------------------------------------- classify ---
@@ -226,6 +243,41 @@ def classify_node_image(image: str | None, is_file: bool, present: bool | None) 
     return CheckResult(name, Status.OK, f"{image} is present")
 
 
+def is_image_archive(entry: str) -> bool:
+    """A preload entry names an archive file (known suffix or absolute path). Pure."""
+    return entry.endswith(ARCHIVE_SUFFIXES) or os.path.isabs(entry)
+
+
+def classify_preload(fact: PreloadFact, runtime_bin: str = "podman") -> CheckResult:
+    """A preloaded image must be loadable before a cluster is made for it:
+    a missing archive would otherwise surface only after `kind create`."""
+    where = "--kindslurm-preload-images or the rule's kind_preload_images"
+    if fact.archive:
+        name = "preload archive"
+        if fact.problem:
+            return CheckResult(
+                name,
+                Status.FAIL,
+                f"{fact.entry} {fact.problem}",
+                f"write the archive there first (e.g. `{runtime_bin} save -o {fact.entry} "
+                f"IMAGE`) or correct the path in {where}",
+            )
+        return CheckResult(name, Status.OK, f"{fact.entry} is readable")
+    name = "preload image"
+    if fact.present is False:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{fact.entry} is not in the local image store of {runtime_bin} "
+            "(kind load does not pull)",
+            f"pull or load it on this node (`{runtime_bin} pull {fact.entry}` or "
+            f"`{runtime_bin} load -i ARCHIVE`), or give an archive path in {where}",
+        )
+    if fact.present is None:
+        return CheckResult(name, Status.WARN, f"{fact.entry}: could not ask {runtime_bin}")
+    return CheckResult(name, Status.OK, f"{fact.entry} is present")
+
+
 def classify_preflight(facts: PreflightFacts) -> list[CheckResult]:
     results = [classify_binary(b) for b in facts.binaries]
     if facts.provider == "podman":
@@ -244,6 +296,7 @@ def classify_preflight(facts: PreflightFacts) -> list[CheckResult]:
     results.append(
         classify_node_image(facts.node_image, facts.node_image_is_file, facts.node_image_present)
     )
+    results.extend(classify_preload(p, facts.runtime_bin) for p in facts.preload)
     return results
 
 
@@ -344,6 +397,52 @@ def _image_present(spec: RunnerSpec, environ: Mapping[str, str]) -> bool | None:
     return result.returncode == 0
 
 
+def build_image_exists_argv(provider: str, runtime_bin: str, image: str) -> list[str]:
+    """Exit 0 when image is in local storage (podman answers without output)."""
+    if provider == "docker":
+        return [runtime_bin, "image", "inspect", "--format", "{{.Id}}", image]
+    return [runtime_bin, "image", "exists", image]
+
+
+def _archive_problem(path: str) -> str:
+    """Why the archive cannot be loaded ("" when it can): one open and a 1-byte read."""
+    try:
+        with open(path, "rb") as archive:
+            first = archive.read(1)
+    except FileNotFoundError:
+        return "does not exist"
+    except IsADirectoryError:
+        return "is a directory, not an archive file"
+    except PermissionError:
+        return f"is not readable by uid {os.geteuid()}"
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    return "" if first else "is empty"
+
+
+def _image_exists(spec: RunnerSpec, image: str, environ: Mapping[str, str]) -> bool | None:
+    argv = build_image_exists_argv(spec.provider, spec.runtime_bin, image)
+    try:
+        result = process.run(argv, timeout=VERSION_TIMEOUT, check=False, env=environ)
+    except process.CommandError:
+        return None
+    return result.returncode == 0
+
+
+def _names_file(spec: RunnerSpec, entry: str) -> bool:
+    """Archive or image name? Like the runner: by its look, or an existing file."""
+    return is_image_archive(entry) or os.path.isfile(os.path.join(spec.workdir, entry))
+
+
+def _archive_fact(spec: RunnerSpec, entry: str) -> PreloadFact:
+    # kind load runs in the working directory: relative paths are found there
+    return PreloadFact(entry, True, _archive_problem(os.path.join(spec.workdir, entry)))
+
+
+def _name_fact(entry: str, lookup: Future[bool | None]) -> PreloadFact:
+    return PreloadFact(entry, False, present=lookup.result())
+
+
 def gather_preflight_facts(
     spec: RunnerSpec, environ: Mapping[str, str] | None = None
 ) -> PreflightFacts:
@@ -351,13 +450,16 @@ def gather_preflight_facts(
     environ = dict(os.environ if environ is None else environ)
     euid = os.geteuid()
     image_is_file = bool(spec.node_image) and os.path.isfile(spec.node_image or "")
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    archives = {e for e in spec.preload_images if _names_file(spec, e)}
+    names = list(dict.fromkeys(e for e in spec.preload_images if e not in archives))
+    with ThreadPoolExecutor(max_workers=4 + len(names)) as pool:
         probes = [pool.submit(_probe, n, a, environ) for n, a in version_argvs(spec)]
         image = (
             pool.submit(_image_present, spec, environ)
             if spec.node_image and not image_is_file
             else None
         )
+        lookups = {e: pool.submit(_image_exists, spec, e, environ) for e in names}
         own_cgroup = parse_own_cgroup(_read("/proc/self/cgroup") or "")
         mountpoint = parse_cgroup2_mountpoint(_read("/proc/self/mounts") or "")
         controllers: tuple[str, ...] | None = None
@@ -391,6 +493,11 @@ def gather_preflight_facts(
             node_image=spec.node_image,
             node_image_is_file=image_is_file,
             node_image_present=image.result() if image is not None else None,
+            preload=tuple(
+                _archive_fact(spec, e) if e in archives else _name_fact(e, lookups[e])
+                for e in spec.preload_images
+            ),
+            runtime_bin=spec.runtime_bin,
         )
     return facts
 

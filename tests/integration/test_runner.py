@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import stat
 import subprocess
@@ -26,6 +27,7 @@ from snakemake_executor_plugin_kindslurm import runner as runner_module
 from snakemake_executor_plugin_kindslurm.spec import (
     EXIT_BAD_CONFIG,
     EXIT_CLUSTER_CREATE_FAILED,
+    EXIT_PREFLIGHT_FAILED,
     RunnerSpec,
 )
 
@@ -280,6 +282,104 @@ def test_preloaded_image_archive(image: str, workdir: Path, tmpdir_env: Path) ->
     check_gone(run, tmpdir_env)
 
 
+@pytest.fixture
+def preload_tags(image: str) -> Iterator[tuple[str, str]]:
+    """Two fresh names for the stand-in image: one to save as an archive, one to
+    preload by name (the stand-in node has neither until `kind load` brings it)."""
+    suffix = f"{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    tags = (
+        f"localhost/kindslurm-preload-archive:{suffix}",
+        f"localhost/kindslurm-preload-name:{suffix}",
+    )
+    for tag in tags:
+        subprocess.run(["podman", "tag", image, tag], check=True, timeout=60)
+    yield tags
+    subprocess.run(["podman", "untag", image, *tags], capture_output=True, timeout=60)
+
+
+PRELOAD_PROBE = r"""
+for ref in {refs}; do
+    # The stand-in's crictl answers from what `ctr images import` received.
+    podman exec "$K8S_CLUSTER_NAME-control-plane" crictl inspecti "$ref" >> inspecti.json
+    echo "$ref $?" >> inspecti.rc
+done
+podman exec "$K8S_CLUSTER_NAME-control-plane" ctr -n k8s.io images list -q > ctr-list.txt
+"""
+
+
+def test_preloaded_images_are_in_the_node_before_the_workload_starts(
+    image: str, workdir: Path, tmpdir_env: Path, preload_tags: tuple[str, str]
+) -> None:
+    """An archive and a local image name (saved with podman, since kind's
+    `load docker-image` would ask a docker daemon) both reach the node's
+    container store, checked from inside the node by the workload itself."""
+    archived, named = preload_tags
+    archive = workdir / "app image.tar"
+    subprocess.run(["podman", "save", "-o", str(archive), archived], check=True, timeout=120)
+    script = PRELOAD_PROBE.format(refs=shlex.join([archived, named]))
+    run = run_runner(
+        make_spec(workdir, node_image=image, preload_images=(str(archive), named)),
+        script,
+        tmpdir_env,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (workdir / "inspecti.rc").read_text().splitlines() == [f"{archived} 0", f"{named} 0"]
+    listed = (workdir / "ctr-list.txt").read_text().split()
+    assert archived in listed and named in listed
+    assert f'"{archived}"' in (workdir / "inspecti.json").read_text()
+    loaded = [
+        run.stderr.index(f"create: loaded image {archive}"),
+        run.stderr.index(f"create: loaded image {named}"),
+    ]
+    assert max(loaded) < run.stderr.index("workload: running"), run.stderr
+    assert re.search(rf"create: loaded image {re.escape(named)} \(\d+\.\d\d s\)", run.stderr)
+    check_gone(run, tmpdir_env)
+
+
+def _container_creates_since(since: float, prefix: str) -> list[str]:
+    proc = subprocess.run(
+        ["podman", "events", "--stream=false", "--since", str(int(since)),
+         "--filter", "type=container", "--filter", "event=create", "--format", "{{.Name}}"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return [name for name in proc.stdout.split() if name.startswith(prefix)]
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        pytest.param("missing.tar", "does not exist", id="missing-archive"),
+        pytest.param("empty.tar", "is empty", id="empty-archive"),
+        pytest.param("localhost/kindslurm-no-such-image:0", "is not in the local image store",
+                     id="absent-image-name"),
+    ],
+)  # fmt: skip
+def test_unloadable_preload_image_fails_preflight_before_any_cluster(
+    image: str, workdir: Path, tmpdir_env: Path, entry: str, says: str
+) -> None:
+    (workdir / "empty.tar").touch()
+    job = f"118{os.getpid()}"  # our own cluster-name prefix, to find creates of ours only
+    entry = str(workdir / entry) if entry.endswith(".tar") else entry
+    since = time.time() - 1
+    run = run_runner(
+        make_spec(workdir, node_image=image, preload_images=(entry,)),
+        "echo ran > ran",
+        tmpdir_env,
+        SLURM_JOB_ID=job,
+    )
+    assert run.returncode == EXIT_PREFLIGHT_FAILED, run.stderr
+    assert re.search(
+        rf"preflight: \[fail\] preload (archive|image): {re.escape(entry)} {says}", run.stderr
+    ), run.stderr
+    assert "fix: " in run.stderr
+    assert "not ready for Kind" in run.stderr and "nothing created" in run.stderr
+    assert "kind create cluster" not in run.stderr
+    assert "create: cluster" not in run.stderr
+    assert not (workdir / "ran").exists()
+    assert _container_creates_since(since, f"ks-{job}-") == []
+    assert not list(tmpdir_env.iterdir())
+
+
 # ---------------------------------------------------------------- failures ---
 
 
@@ -427,6 +527,9 @@ def test_exception_in_the_runner_still_deletes_the_cluster(
     monkeypatch.setattr(runner_module, "build_workload_env", broken)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     environ["TMPDIR"] = str(tmpdir_env)
+    # Whatever was installed before (Snakemake's in-process API tests install
+    # their own SIGTERM handler) must be back afterwards.
+    before = signal.getsignal(signal.SIGTERM)
     code = runner_module.run_lifecycle(
         make_spec(workdir, node_image=image), ["sh", "-c", "echo ran > ran"], environ=environ
     )
@@ -437,7 +540,7 @@ def test_exception_in_the_runner_still_deletes_the_cluster(
     run = Run(code, err, 0.0)
     assert f"cluster {run.cluster} deleted" in err
     check_gone(run, tmpdir_env)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "handlers not restored"
+    assert signal.getsignal(signal.SIGTERM) is before, "handlers not restored"
 
 
 # ----------------------------------------------------------------- signals ---

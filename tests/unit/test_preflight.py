@@ -14,15 +14,19 @@ from snakemake_executor_plugin_kindslurm.kind.preflight import (
     CheckResult,
     DiskFact,
     PreflightFacts,
+    PreloadFact,
     Status,
+    build_image_exists_argv,
     classify_binary,
     classify_cgroups,
     classify_disk,
     classify_inotify,
     classify_node_image,
     classify_preflight,
+    classify_preload,
     classify_xdg_runtime_dir,
     format_preflight,
+    is_image_archive,
     parse_cgroup2_mountpoint,
     parse_int,
     parse_own_cgroup,
@@ -326,3 +330,101 @@ def test_describe_hides_the_fix_of_passing_checks() -> None:
     assert (
         CheckResult("x", Status.WARN, "meh", "do y").describe() == "[warn] x: meh\n       fix: do y"
     )
+
+
+# --------------------------------------------------------- preload images ---
+
+
+@pytest.mark.parametrize(
+    ("entry", "archive"),
+    [
+        pytest.param("/img/app.tar", True, id="tar"),
+        pytest.param("images/app.tar.gz", True, id="relative-tar-gz"),
+        pytest.param("app.tgz", True, id="tgz"),
+        pytest.param("app.oci", True, id="oci"),
+        pytest.param("/img/app-archive", True, id="absolute-without-suffix"),
+        pytest.param("localhost/app:1", False, id="local-name"),
+        pytest.param("docker.io/library/busybox:1.36", False, id="registry-name"),
+        pytest.param("app.tar:1", False, id="tag-looks-like-suffix"),
+    ],
+)
+def test_is_image_archive(entry: str, archive: bool) -> None:
+    assert is_image_archive(entry) is archive
+
+
+@pytest.mark.parametrize(
+    ("fact", "status", "message", "fix"),
+    [
+        pytest.param(
+            PreloadFact("/img/app.tar", True), Status.OK, "/img/app.tar is readable", "",
+            id="archive-ok",
+        ),
+        pytest.param(
+            PreloadFact("/img/app.tar", True, "does not exist"), Status.FAIL,
+            "/img/app.tar does not exist", "podman save -o /img/app.tar IMAGE",
+            id="archive-missing",
+        ),
+        pytest.param(
+            PreloadFact("/img/app.tar", True, "is not readable by uid 1000"), Status.FAIL,
+            "/img/app.tar is not readable by uid 1000", "kind_preload_images",
+            id="archive-unreadable",
+        ),
+        pytest.param(
+            PreloadFact("/img", True, "is a directory, not an archive file"), Status.FAIL,
+            "is a directory", "correct the path", id="archive-is-a-directory",
+        ),
+        pytest.param(
+            PreloadFact("localhost/app:1", False, present=True), Status.OK,
+            "localhost/app:1 is present", "", id="name-present",
+        ),
+        pytest.param(
+            PreloadFact("localhost/app:1", False, present=False), Status.FAIL,
+            "not in the local image store of podman (kind load does not pull)",
+            "podman pull localhost/app:1", id="name-absent",
+        ),
+        pytest.param(
+            PreloadFact("localhost/app:1", False, present=None), Status.WARN,
+            "could not ask podman", "", id="name-unknown",
+        ),
+    ],
+)  # fmt: skip
+def test_classify_preload(fact: PreloadFact, status: Status, message: str, fix: str) -> None:
+    result = classify_preload(fact, "podman")
+    assert result.status is status
+    assert message in result.message
+    assert fix in result.fix
+    assert result.name == ("preload archive" if fact.archive else "preload image")
+
+
+def test_classify_preflight_fails_on_a_missing_preload_archive_after_the_node_checks() -> None:
+    results = classify_preflight(
+        _facts(
+            preload=(
+                PreloadFact("/img/a.tar", True, "does not exist"),
+                PreloadFact("localhost/b:1", False, present=True),
+            ),
+            runtime_bin="/usr/bin/podman",
+        )
+    )
+    assert [r.name for r in results][-3:] == ["node image", "preload archive", "preload image"]
+    assert preflight_failed(results)
+    assert "fix: write the archive there first (e.g. `/usr/bin/podman save -o /img/a.tar" in (
+        format_preflight(results)
+    )
+
+
+@pytest.mark.parametrize(
+    ("provider", "runtime", "argv"),
+    [
+        pytest.param(
+            "podman", "/usr/bin/podman", ["/usr/bin/podman", "image", "exists", "localhost/a:1"],
+            id="podman",
+        ),
+        pytest.param(
+            "docker", "docker",
+            ["docker", "image", "inspect", "--format", "{{.Id}}", "localhost/a:1"], id="docker",
+        ),
+    ],
+)  # fmt: skip
+def test_build_image_exists_argv(provider: str, runtime: str, argv: list[str]) -> None:
+    assert build_image_exists_argv(provider, runtime, "localhost/a:1") == argv

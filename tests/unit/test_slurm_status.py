@@ -1,5 +1,6 @@
 """The status parser and classifier, from recorded and constructed sacct/squeue output."""
 
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -146,3 +147,36 @@ def test_parse_1000_jobs_is_linear_and_complete():
     states = parse_sacct(text)
     assert len(states) == 1000
     assert sum(s.outcome is Outcome.SUCCESS for s in states.values()) == 334
+
+
+ACTIVE_WORDS = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "REQUEUED"}
+
+
+def test_1000_job_answer_every_job_classified():
+    """A 1,000-job sacct answer (see tests/data/slurm/README.md). The expected
+    counts come from the file text with plain string operations, not the parser."""
+    text = read("sacct_1000_jobs.txt")
+    lines = text.splitlines()
+    assert len(lines) == 1000
+    rows = [line.split("|") for line in lines]
+    assert all(len(row) == 3 for row in rows)
+    words = [state.split(" ")[0] for _, state, _ in rows]
+    expected = {
+        Outcome.RUNNING: sum(word in ACTIVE_WORDS for word in words),
+        Outcome.SUCCESS: sum(state == "COMPLETED" and code == "0:0" for _, state, code in rows),
+    }
+    expected[Outcome.FAILED] = len(rows) - expected[Outcome.RUNNING] - expected[Outcome.SUCCESS]
+    # the mix this file exists for: every kind of outcome, and the two-word cancel
+    assert all(count > 0 for count in expected.values())
+    assert "CANCELLED by 0" in {state for _, state, _ in rows}
+
+    states = parse_sacct(text)
+
+    assert len(states) == 1000
+    outcomes = Counter(s.outcome for s in states.values())
+    assert outcomes == expected
+    assert Counter(s.state for s in states.values()) == Counter(words)
+    for jobid, raw_state, code in rows:
+        job = states[jobid]
+        assert job.raw_state == raw_state
+        assert f"{job.exit_code}:{job.signal}" == code
