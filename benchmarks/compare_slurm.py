@@ -7,22 +7,21 @@ Contenders, all in one run on the same Slurm:
   peer-tuned     the peer with --slurm-init-seconds-before-status-checks 1
   kindslurm      this plugin, kind_cluster=0 (plain Slurm jobs)
 
-For each: wall time, CPU time (the Snakemake client plus every Slurm job, from
-sacct TotalCPU), and how often sacct / squeue / scontrol were called (counted by
-PATH shims that log and exec the real tool). Prints medians of --repeat runs
-and ratios against kindslurm. Not a test: machines here are shared and noisy.
+For each: wall time; CPU time (the Snakemake client and everything it waited
+for, plus every step of every Slurm job of the run from sacct TotalCPU); and
+how often each Slurm client tool was started (PATH shims that log and exec the
+real tool). Prints medians of --repeat runs and ratios against kindslurm.
+Not a test: machines here are shared and noisy.
 
-    .venv/bin/python benchmarks/compare_slurm.py --jobs 20 --repeat 3
+    .venv-bench/bin/python benchmarks/compare_slurm.py --jobs 20 --repeat 3 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,15 +29,18 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-COUNTED = ("sacct", "squeue", "scontrol", "sbatch", "srun")
-
-ROOT = Path(__file__).resolve().parent.parent
-# Each contender runs from its own venv: the peer plugin runs sacct/scontrol at
-# import time, and Snakemake imports every installed plugin in every job, so a
-# shared venv would charge the peer's calls and CPU to the other contenders.
-OURS_PYTHON = ROOT / ".venv" / "bin" / "python"
-PEER_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+from common import (
+    OURS_PYTHON,
+    PEER_PYTHON,
+    SLURM_TOOLS,
+    count_calls,
+    machine,
+    make_shims,
+    median,
+    write_json,
+)
 
 CONTENDERS: dict[str, list[str]] = {
     "local": ["--executor", "local", "--cores", "2"],
@@ -46,22 +48,8 @@ CONTENDERS: dict[str, list[str]] = {
     "peer-tuned": ["--executor", "slurm", "--slurm-init-seconds-before-status-checks", "1"],
     "kindslurm": ["--executor", "kindslurm"],
 }
-
-
-def make_shims(bindir: Path, logfile: Path) -> None:
-    """Wrappers that append their name to logfile and exec the real tool."""
-    bindir.mkdir(parents=True, exist_ok=True)
-    for tool in COUNTED:
-        real = shutil.which(tool)
-        if real is None:
-            continue
-        shim = bindir / tool
-        shim.write_text(
-            "#!/bin/sh\n"
-            f"echo {tool} >> '{logfile}'\n"
-            f"exec '{real}' \"$@\"\n"
-        )
-        shim.chmod(0o755)
+# sacct records a job a moment after it ends; TotalCPU of its steps a little later.
+ACCOUNTING_WAIT = 30.0
 
 
 def write_workflow(workdir: Path, jobs: int) -> None:
@@ -81,25 +69,8 @@ def write_workflow(workdir: Path, jobs: int) -> None:
     )
 
 
-def job_cpu_seconds(workdir: Path, since: str) -> float:
-    """Sum of TotalCPU over every step of every Slurm job the run submitted (each
-    run has its own working directory, which sacct records on the allocation;
-    CPU time is recorded on the steps)."""
-    proc = subprocess.run(
-        ["sacct", "--allusers", "--parsable2", "--noheader",
-         "--format=JobID,WorkDir,TotalCPU", f"--starttime={since}", "--endtime=now"],
-        capture_output=True, text=True, check=True,
-    )
-    rows = [line.split("|") for line in proc.stdout.splitlines() if line.count("|") == 2]
-    ours = {jobid for jobid, where, _ in rows if "." not in jobid and where == str(workdir)}
-    return sum(
-        parse_slurm_duration(cpu)
-        for jobid, _, cpu in rows
-        if "." in jobid and jobid.split(".")[0] in ours and cpu
-    )
-
-
 def parse_slurm_duration(text: str) -> float:
+    """sacct's `[D-][HH:]MM:SS[.mmm]` as seconds."""
     days = 0
     if "-" in text:
         d, text = text.split("-", 1)
@@ -109,6 +80,25 @@ def parse_slurm_duration(text: str) -> float:
         parts.insert(0, 0.0)
     h, m, s = parts
     return days * 86400 + h * 3600 + m * 60 + s
+
+
+def slurm_jobs_of_run(workdir: Path, since: str) -> tuple[int, float]:
+    """(allocations, summed TotalCPU of their steps) of every Slurm job run from
+    workdir (each run has its own working directory, which sacct records on the
+    allocation line; CPU time is recorded on the step lines)."""
+    proc = subprocess.run(
+        ["sacct", "--allusers", "--parsable2", "--noheader",
+         "--format=JobID,WorkDir,TotalCPU,State", f"--starttime={since}", "--endtime=now"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line.count("|") == 3]
+    ours = {jobid for jobid, where, _, _ in rows if "." not in jobid and where == str(workdir)}
+    cpu = sum(
+        parse_slurm_duration(total)
+        for jobid, _, total, _ in rows
+        if "." in jobid and jobid.split(".")[0] in ours and total
+    )
+    return len(ours), cpu
 
 
 def run_once(name: str, jobs: int, base: Path) -> dict[str, float]:
@@ -121,7 +111,7 @@ def run_once(name: str, jobs: int, base: Path) -> dict[str, float]:
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 60))
     python = PEER_PYTHON if name.startswith("peer") else OURS_PYTHON
     argv = [str(python), "-m", "snakemake", "--jobs", str(jobs), "--quiet", "all",
-            *CONTENDERS[name]]
+            *CONTENDERS[name]]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
@@ -133,12 +123,27 @@ def run_once(name: str, jobs: int, base: Path) -> dict[str, float]:
     if missing:
         raise SystemExit(f"{name}: outputs missing for {missing}")
     client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    time.sleep(3)  # accounting lags a little behind job end
-    slurm_cpu = 0.0 if name == "local" else job_cpu_seconds(workdir, since)
-    counts = calls.read_text().split() if calls.exists() else []
-    result = {"wall": wall, "cpu": client_cpu + slurm_cpu}
-    for tool in COUNTED:
-        result[tool] = float(counts.count(tool))
+    allocations, slurm_cpu = 0, 0.0
+    if name != "local":
+        # Wait until accounting lists every job of the run: a CPU sum over a
+        # partial list would flatter whoever finished last.
+        deadline = time.monotonic() + ACCOUNTING_WAIT
+        while True:
+            allocations, slurm_cpu = slurm_jobs_of_run(workdir, since)
+            if allocations >= jobs or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        if allocations != jobs:
+            print(f"  warning: sacct lists {allocations} of {jobs} jobs of {name}",
+                  file=sys.stderr)  # fmt: skip
+    result: dict[str, float] = {
+        "wall": wall,
+        "cpu": client_cpu + slurm_cpu,
+        "client_cpu": client_cpu,
+        "slurm_cpu": slurm_cpu,
+        "slurm_jobs": float(allocations),
+    }
+    result.update({tool: float(n) for tool, n in count_calls(calls, SLURM_TOOLS).items()})
     shutil.rmtree(workdir, ignore_errors=True)
     return result
 
@@ -148,10 +153,16 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, nargs="+", default=[20])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", nargs="*", choices=list(CONTENDERS), default=list(CONTENDERS))
-    parser.add_argument("--json", type=Path, help="also write the medians as JSON here")
+    parser.add_argument("--json", type=Path, help="also write medians and every run here")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="kindslurm-bench-"))
-    table: dict[int, dict[str, dict[str, float]]] = {}
+    data: dict[str, Any] = {
+        "benchmark": "compare_slurm",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "repeat": args.repeat,
+        "results": {},
+    }
     try:
         for jobs in args.jobs:
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in args.only}
@@ -160,31 +171,33 @@ def main() -> int:
                 for name in args.only:
                     res = run_once(name, jobs, base)
                     runs[name].append(res)
-                    print(f"  {jobs} jobs, {name}, run {rep + 1}: {res['wall']:.1f} s wall",
-                          file=sys.stderr, flush=True)
-            table[jobs] = {
-                name: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-                for name, rs in runs.items()
+                    print(f"  {jobs} jobs, {name}, run {rep + 1}: {res['wall']:.1f} s wall, "
+                          f"{res['cpu']:.1f} s CPU", file=sys.stderr, flush=True)  # fmt: skip
+            medians = {
+                name: {k: median([r[k] for r in rs]) for k in rs[0]} for name, rs in runs.items()
             }
-            print_table(jobs, args.repeat, table[jobs])
+            data["results"][str(jobs)] = {
+                name: {"median": medians[name], "runs": runs[name]} for name in args.only
+            }
+            write_json(args.json, data)  # after every size: a late failure keeps the rest
+            print_table(jobs, args.repeat, medians)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    if args.json:
-        args.json.write_text(json.dumps(table, indent=2))
     return 0
 
 
 def print_table(jobs: int, repeat: int, medians: dict[str, dict[str, float]]) -> None:
     ours = medians.get("kindslurm")
-    print(f"\n{jobs} independent trivial jobs, median of {repeat} runs")
+    tools = [t for t in SLURM_TOOLS if any(m[t] for m in medians.values())]
+    print(f"\n{jobs} independent trivial jobs, median of {repeat} run(s)")
     header = f"{'contender':<14}{'wall s':>9}{'x ours':>8}{'CPU s':>9}{'x ours':>8}"
-    header += "".join(f"{t:>10}" for t in COUNTED)
+    header += "".join(f"{t:>10}" for t in tools)
     print(header)
     for name, m in medians.items():
         wall_ratio = m["wall"] / ours["wall"] if ours else float("nan")
         cpu_ratio = m["cpu"] / ours["cpu"] if ours and ours["cpu"] else float("nan")
         row = f"{name:<14}{m['wall']:>9.1f}{wall_ratio:>8.2f}{m['cpu']:>9.1f}{cpu_ratio:>8.2f}"
-        row += "".join(f"{m[t]:>10.0f}" for t in COUNTED)
+        row += "".join(f"{m[t]:>10.0f}" for t in tools)
         print(row)
 
 
