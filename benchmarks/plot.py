@@ -36,28 +36,48 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def compare_section(runs: list[dict[str, Any]]) -> list[str]:
-    out = ["### N independent trivial jobs (`compare_slurm.py`)", ""]
-    sizes: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+Measured = dict[int, dict[str, tuple[dict[str, Any], dict[str, Any]]]]
+
+
+def merge_compare(runs: list[dict[str, Any]]) -> Measured:
+    """size -> contender -> (its median and runs, the result file it came from).
+
+    Files are read in name order and a later file replaces a contender it also
+    measured (e.g. a re-run of some contenders after a change to one of them).
+    """
+    merged: Measured = {}
     for data in runs:
         for size, per in data["results"].items():
-            sizes[int(size)] = (per, data)
-    for size in sorted(sizes):
-        per, data = sizes[size]
-        medians = {name: per[name]["median"] for name in CONTENDERS if name in per}
+            for name, values in per.items():
+                merged.setdefault(int(size), {})[name] = (values, data)
+    return merged
+
+
+def compare_section(runs: list[dict[str, Any]]) -> list[str]:
+    out = ["### N independent trivial jobs (`compare_slurm.py`)", ""]
+    merged = merge_compare(runs)
+    for size in sorted(merged):
+        per = {name: merged[size][name] for name in CONTENDERS if name in merged[size]}
+        medians = {name: values["median"] for name, (values, _) in per.items()}
         ours = medians.get("kindslurm", {})
         tools = [t for t in TOOLS if any(m.get(t) for m in medians.values())]
-        out.append(
-            f"**{size} jobs**, median of {data['repeat']} run(s); "
-            f"`{data['command']}` ({data['machine']['date']})"
-        )
+        sources = {id(data): data for _, data in per.values()}
+        out.append(f"**{size} jobs**, medians; measured by:")
         out.append("")
-        header = ["contender", "wall s", "wall ÷ ours", "CPU s", "CPU ÷ ours", "Slurm jobs"]
+        for data in sources.values():
+            names = ", ".join(n for n, (_, d) in per.items() if d is data)
+            out.append(
+                f"- {names}: `{data['command']}` (started {data['machine']['date']}, "
+                f"{data['repeat']} run(s) each, contenders interleaved)"
+            )
+        out.append("")
+        header = ["contender", "runs", "wall s", "wall ÷ ours", "CPU s", "CPU ÷ ours", "Slurm jobs"]
         header += [f"`{t}` calls" for t in tools]
         rows = []
         for name, m in medians.items():
             row = [
                 name,
+                str(len(per[name][0]["runs"])),
                 f"{m['wall']:.1f}",
                 ratio(m["wall"], ours.get("wall", 0)),
                 f"{m['cpu']:.1f}",
@@ -67,7 +87,10 @@ def compare_section(runs: list[dict[str, Any]]) -> list[str]:
             row += [f"{m.get(t, 0):.0f}" for t in tools]
             rows.append(row)
         out += table(header, rows)
-        walls = {name: ", ".join(f"{r['wall']:.1f}" for r in per[name]["runs"]) for name in per}
+        walls = {
+            name: ", ".join(f"{r['wall']:.1f}" for r in values["runs"])
+            for name, (values, _) in per.items()
+        }
         out.append("")
         out.append("Every run's wall time (s): " + "; ".join(f"{n} {w}" for n, w in walls.items()))
         out.append("")
@@ -199,10 +222,9 @@ def plot(runs: list[dict[str, Any]], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     points: dict[str, dict[int, float]] = {}
-    for data in runs:
-        for size, per in data["results"].items():
-            for name, values in per.items():
-                points.setdefault(name, {})[int(size)] = values["median"]["wall"]
+    for size, per in merge_compare(runs).items():
+        for name, (values, _) in per.items():
+            points.setdefault(name, {})[size] = values["median"]["wall"]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name in CONTENDERS:
         if name in points:
