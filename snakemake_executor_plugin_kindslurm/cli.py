@@ -80,7 +80,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, process
-from .spec import EXIT_CODE_MEANINGS, RunnerSpec
+from .spec import EXIT_CODE_MEANINGS, RunnerSpec, split_image_list
 
 if TYPE_CHECKING:
     from .clusters import Discovery
@@ -187,19 +187,6 @@ def runtime_bin(args: argparse.Namespace) -> str:
     return str(args.runtime_path or args.provider)
 
 
-def split_images(text: str | None) -> tuple[str, ...]:
-    """`a.tar, localhost/img:1` -> archives made absolute, names as given (as the executor)."""
-    items = [item.strip() for item in (text or "").replace("\n", ",").split(",")]
-    archives = (".tar", ".tar.gz", ".tgz", ".oci")
-    return tuple(
-        dict.fromkeys(
-            os.path.abspath(os.path.expanduser(i)) if i.endswith(archives) else i
-            for i in items
-            if i
-        )
-    )
-
-
 def spec_from_args(args: argparse.Namespace, workdir: str, log_dir: str) -> RunnerSpec:
     kind_config = None
     if args.kind_config:
@@ -222,7 +209,7 @@ def spec_from_args(args: argparse.Namespace, workdir: str, log_dir: str) -> Runn
         log_dir=log_dir,
         create_lock=args.create_lock,
         preflight=not args.skip_preflight,
-        preload_images=split_images(args.preload_images),
+        preload_images=tuple(dict.fromkeys(split_image_list(args.preload_images))),
     )
 
 

@@ -50,7 +50,7 @@ from .slurm.submit import (
     parse_sbatch_output,
     validate_sbatch_extra,
 )
-from .spec import RunnerSpec
+from .spec import RunnerSpec, split_image_list
 
 MIN_INTERVAL = 1.0
 # Between rounds with active jobs: a tenth of the youngest job's age, at least
@@ -106,21 +106,6 @@ def cluster_resources(members: list[tuple[str, Mapping[str, Any]]]) -> dict[str,
         if distinct:
             chosen[key] = distinct.pop()
     return chosen
-
-
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci")
-
-
-def split_image_list(text: object) -> list[str]:
-    """`a.tar, localhost/img:1` -> archive paths made absolute, image names as given."""
-    if not text:
-        return []
-    items = [item.strip() for item in str(text).replace("\n", ",").split(",")]
-    return [
-        os.path.abspath(os.path.expanduser(item)) if item.endswith(ARCHIVE_SUFFIXES) else item
-        for item in items
-        if item
-    ]
 
 
 def kind_cluster_wanted(rule: str, resources: Mapping[str, Any]) -> bool:

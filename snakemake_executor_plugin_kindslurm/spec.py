@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,3 +68,18 @@ class RunnerSpec:
         if "preload_images" in data:
             data["preload_images"] = tuple(data["preload_images"])
         return cls(**data)
+
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci")
+
+
+def split_image_list(text: object) -> list[str]:
+    """`a.tar, localhost/img:1` -> archive paths made absolute, image names as given."""
+    if not text:
+        return []
+    items = [item.strip() for item in str(text).replace("\n", ",").split(",")]
+    return [
+        os.path.abspath(os.path.expanduser(item)) if item.endswith(ARCHIVE_SUFFIXES) else item
+        for item in items
+        if item
+    ]

@@ -69,7 +69,7 @@ def test_group_rules_must_agree_on_the_shared_cluster():
 
 
 def test_split_image_list(tmp_path, monkeypatch):
-    from snakemake_executor_plugin_kindslurm.executor import split_image_list
+    from snakemake_executor_plugin_kindslurm.spec import split_image_list
 
     monkeypatch.chdir(tmp_path)
     assert split_image_list(None) == []
