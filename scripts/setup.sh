@@ -40,5 +40,5 @@ fi
 chmod -R a+rX "$venv"
 
 log "kindslurm ci-setup: Slurm, Podman, kind, stand-in node image"
-"$venv/bin/kindslurm" ci-setup --user kstest --user kstest2 --standin-image
+"$venv/bin/kindslurm" ci-setup --user kstest --user kstest2 --standin-image --podman-service
 log "ready"

@@ -7,7 +7,8 @@
     kindslurm gc [--yes] [--all-users] [--job ID] [NAME...]
                                                  delete clusters whose job has ended (orphans)
     kindslurm doctor [--json]                    is this node ready for Kind?
-    kindslurm ci-setup [--user NAME] [--kind]    install and start a single-node Slurm (CI)
+    kindslurm ci-setup [--user NAME] [--kind] [--standin-image] [--podman-service]
+                                                 install and start a single-node Slurm (CI)
 
 Every command has `--help`. Cluster options (--node-image, --kind-config,
 --provider, --kind-path, --kubectl-path, --runtime-path, --create-timeout,
@@ -565,16 +566,26 @@ TESTBED = Path(__file__).resolve().parent / "testbed"
 
 
 def build_ci_setup_steps(
-    testbed: Path, *, users: Sequence[str], kind: bool, standin_image: bool
+    testbed: Path,
+    *,
+    users: Sequence[str],
+    kind: bool,
+    standin_image: bool,
+    podman_service: bool = False,
 ) -> list[list[str]]:
     """The test-bed script calls `ci-setup` makes, in order. Pure."""
     slurm, kind_sh = str(testbed / "slurm.sh"), str(testbed / "kind.sh")
     steps = [["bash", slurm, "install"], ["bash", slurm, "start"]]
     steps += [["bash", slurm, "add-user", user] for user in users]
-    if kind or standin_image:
+    if kind or standin_image or podman_service:
         steps.append(["bash", kind_sh, "install"])
     if standin_image:
         steps.append(["bash", kind_sh, "build-standin-image"])
+    if podman_service:
+        service = ["bash", kind_sh, "start-podman-service"]
+        for user in users:
+            service += ["--user", user]
+        steps.append(service)
     return steps
 
 
@@ -589,7 +600,11 @@ def cmd_ci_setup(args: argparse.Namespace) -> int:
         if not user.replace("-", "").replace("_", "").isalnum():
             raise CliError(f"--user {user!r} is not a valid user name", EXIT_USAGE)
     steps = build_ci_setup_steps(
-        TESTBED, users=args.user or [], kind=args.kind, standin_image=args.standin_image
+        TESTBED,
+        users=args.user or [],
+        kind=args.kind,
+        standin_image=args.standin_image,
+        podman_service=args.podman_service,
     )
     for argv in steps:
         eprint(f"kindslurm ci-setup: {shlex.join(argv)}")
@@ -746,6 +761,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also build the stand-in node image for machines without a registry "
         "(implies --kind; it has no Kubernetes API)",
     )
+    ci.add_argument(
+        "--podman-service", action="store_true",
+        help="also start a rootful Podman service whose socket the --user users may use "
+        "(CONTAINER_HOST; root-equivalent, like a docker group) so that they can run kind "
+        "where rootless kind cannot (cgroup v1); implies --kind",
+    )  # fmt: skip
     ci.set_defaults(handler=cmd_ci_setup)
 
     hold = sub.add_parser("_hold")  # the `up` job's workload; no help: hidden

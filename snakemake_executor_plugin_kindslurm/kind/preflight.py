@@ -4,12 +4,20 @@ gather_preflight_facts() does the I/O (three version commands and one image
 lookup per preloaded image name in parallel, a few /proc and /sys reads,
 statvfs, one open() per preloaded archive); classify_* turn facts into
 results; run_preflight() is both together and is what `kindslurm doctor` calls.
+
+Whether the cgroup v2 and XDG_RUNTIME_DIR checks apply depends on whether the
+runtime is rootless, and that is the runtime's to say, not our uid's: a
+regular user may reach a rootful Podman service through CONTAINER_HOST (the
+way a docker group works). So a non-root user, or anyone with CONTAINER_HOST
+set, gets `podman info` (which tells rootless and cgroup version) instead of
+the cheaper `podman version`; root on the local runtime keeps the fast probe.
 """
 
 from __future__ import annotations
 
 import enum
 import os
+import shlex
 import shutil
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +34,15 @@ INOTIFY_MIN_WATCHES = 524288
 INOTIFY_MIN_INSTANCES = 512
 REQUIRED_CONTROLLERS = ("cpu", "memory")
 VERSION_TIMEOUT = 10.0
+# The variable that points each provider's CLI at a runtime service instead of
+# the local engine (podman: CONTAINER_HOST; docker: DOCKER_HOST).
+SERVICE_VARIABLES = {"podman": "CONTAINER_HOST", "docker": "DOCKER_HOST"}
+# One line `podman info` prints instead of `podman version` when it must tell
+# whether the runtime is rootless (parsed by parse_runtime_info).
+PODMAN_INFO_FORMAT = (
+    "version {{.Version.Version}} rootless={{.Host.Security.Rootless}} "
+    "cgroups={{.Host.CgroupsVersion}}"
+)
 # Preload entries that name a file (`kind load image-archive`); anything else
 # is an image name in the runtime's local storage. Same suffixes as the
 # executor uses to make archive paths absolute.
@@ -103,6 +120,15 @@ class PreflightFacts:
     node_image_present: bool | None = None  # None: not checked
     preload: tuple[PreloadFact, ...] = ()
     runtime_bin: str = "podman"
+    runtime_service: str | None = None  # CONTAINER_HOST / DOCKER_HOST when set
+    runtime_rootless: bool | None = None  # what the runtime said; None: not asked
+
+    @property
+    def rootless(self) -> bool:
+        """Does kind face a rootless runtime? The runtime's answer, else our uid."""
+        if self.runtime_rootless is not None:
+            return self.runtime_rootless
+        return self.euid != 0
 
 
 # --------------------------------------------------------------- classify ---
@@ -118,7 +144,7 @@ def classify_binary(fact: BinaryFact) -> CheckResult:
             f"{program!r} not found on PATH",
             f"install {fact.name} on this node or set the full path in the plugin settings",
         )
-    command = " ".join(fact.argv)
+    command = shlex.join(fact.argv)
     if fact.returncode != 0:
         why = fact.error or f"exited with code {fact.returncode}"
         detail = fact.output.strip().splitlines()[-1:] if fact.output.strip() else []
@@ -135,15 +161,15 @@ def classify_binary(fact: BinaryFact) -> CheckResult:
 
 
 def classify_cgroups(
-    euid: int,
+    rootless: bool,
     cgroup2_mountpoint: str | None,
     own_cgroup: str | None,
     controllers: Sequence[str] | None,
 ) -> CheckResult:
     """Rootless kind needs the unified cgroup v2 hierarchy with cpu and memory delegated."""
     name = "cgroups"
-    if euid == 0:
-        return CheckResult(name, Status.OK, "running as root: no delegation needed")
+    if not rootless:
+        return CheckResult(name, Status.OK, "rootful runtime: no delegation needed")
     if cgroup2_mountpoint != "/sys/fs/cgroup":
         where = f"only at {cgroup2_mountpoint} (hybrid)" if cgroup2_mountpoint else "not mounted"
         return CheckResult(
@@ -166,11 +192,13 @@ def classify_cgroups(
     return CheckResult(name, Status.OK, f"cgroup v2 with {' '.join(controllers or ())}")
 
 
-def classify_xdg_runtime_dir(euid: int, path: str | None, owner: int | None) -> CheckResult:
+def classify_xdg_runtime_dir(
+    euid: int, path: str | None, owner: int | None, rootless: bool | None = None
+) -> CheckResult:
     """Rootless podman keeps its state under XDG_RUNTIME_DIR: set, present, ours."""
     name = "XDG_RUNTIME_DIR"
-    if euid == 0:
-        return CheckResult(name, Status.OK, "running as root: not needed")
+    if not (euid != 0 if rootless is None else rootless):
+        return CheckResult(name, Status.OK, "rootful runtime: not needed")
     fix = (
         "export XDG_RUNTIME_DIR to a directory you own (mode 0700), the same for "
         "every job on this node (podman cannot remove what it started under another)"
@@ -182,6 +210,31 @@ def classify_xdg_runtime_dir(euid: int, path: str | None, owner: int | None) -> 
     if owner != euid:
         return CheckResult(name, Status.FAIL, f"{path} is owned by uid {owner}, not {euid}", fix)
     return CheckResult(name, Status.OK, path)
+
+
+def classify_runtime_access(
+    provider: str, euid: int, service: str | None, rootless: bool | None
+) -> CheckResult:
+    """How kind reaches the runtime: local (rootful as root, else rootless) or a
+    service. A service that did not answer is a failure of its own, with a fix
+    that names the variable, the socket and its permissions."""
+    name = "container runtime access"
+    engine = provider.capitalize()
+    variable = SERVICE_VARIABLES.get(provider, "CONTAINER_HOST")
+    if not service:
+        how = "rootful, as root" if euid == 0 else f"rootless, as uid {euid}"
+        return CheckResult(name, Status.OK, f"local {engine} ({how})")
+    if rootless is None:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{variable}={service} is set but the {engine} service there did not answer",
+            f"start the service (e.g. `{provider} system service --time=0 {service}`), make "
+            f"its socket readable and writable for your group, or unset {variable} to use "
+            "the local runtime",
+        )
+    mode = "rootless" if rootless else "rootful"
+    return CheckResult(name, Status.OK, f"{engine} service at {service} ({mode})")
 
 
 def classify_inotify(watches: int | None, instances: int | None) -> CheckResult:
@@ -280,14 +333,28 @@ def classify_preload(fact: PreloadFact, runtime_bin: str = "podman") -> CheckRes
 
 def classify_preflight(facts: PreflightFacts) -> list[CheckResult]:
     results = [classify_binary(b) for b in facts.binaries]
-    if facts.provider == "podman":
+    if facts.provider == "podman" and (facts.runtime_service or facts.runtime_rootless is not None):
+        results.append(
+            classify_runtime_access(
+                facts.provider, facts.euid, facts.runtime_service, facts.runtime_rootless
+            )
+        )
+    # A service that did not answer fails the access check; the rootless checks
+    # (cgroups, XDG_RUNTIME_DIR) would then judge this host for nothing.
+    unreachable = facts.runtime_service is not None and facts.runtime_rootless is None
+    if facts.provider == "podman" and not unreachable:
         results.append(
             classify_cgroups(
-                facts.euid, facts.cgroup2_mountpoint, facts.own_cgroup, facts.cgroup_controllers
+                facts.rootless,
+                facts.cgroup2_mountpoint,
+                facts.own_cgroup,
+                facts.cgroup_controllers,
             )
         )
         results.append(
-            classify_xdg_runtime_dir(facts.euid, facts.xdg_runtime_dir, facts.xdg_runtime_dir_owner)
+            classify_xdg_runtime_dir(
+                facts.euid, facts.xdg_runtime_dir, facts.xdg_runtime_dir_owner, facts.rootless
+            )
         )
     results.append(
         classify_inotify(facts.inotify_max_user_watches, facts.inotify_max_user_instances)
@@ -328,6 +395,16 @@ def parse_own_cgroup(proc_self_cgroup: str) -> str | None:
     return None
 
 
+def parse_runtime_info(output: str) -> bool | None:
+    """rootless=true|false from the PODMAN_INFO_FORMAT line; None when absent. Pure."""
+    for word in output.split():
+        if word.startswith("rootless="):
+            value = word.partition("=")[2].lower()
+            if value in ("true", "false"):
+                return value == "true"
+    return None
+
+
 def parse_int(text: str | None) -> int | None:
     try:
         return int((text or "").strip())
@@ -338,18 +415,35 @@ def parse_int(text: str | None) -> int | None:
 # ----------------------------------------------------------------- gather ---
 
 
-def version_argvs(spec: RunnerSpec) -> list[tuple[str, list[str]]]:
+def runtime_service(provider: str, environ: Mapping[str, str]) -> str | None:
+    """The runtime service the provider's CLI talks to (CONTAINER_HOST...), if any."""
+    return environ.get(SERVICE_VARIABLES.get(provider, ""), "").strip() or None
+
+
+def asks_rootless(provider: str, euid: int, service: str | None) -> bool:
+    """Must the runtime probe say whether it is rootless? (Podman, unless root locally.)"""
+    return provider == "podman" and (euid != 0 or service is not None)
+
+
+def version_argvs(spec: RunnerSpec, ask_rootless: bool = False) -> list[tuple[str, list[str]]]:
+    runtime = (
+        [spec.runtime_bin, "info", "--format", PODMAN_INFO_FORMAT]
+        if ask_rootless
+        else [spec.runtime_bin, "version"]
+    )
     return [
         ("kind", [spec.kind_bin, "version"]),
         ("kubectl", [spec.kubectl_bin, "version", "--client"]),
-        ("runtime", [spec.runtime_bin, "version"]),
+        ("runtime", runtime),
     ]
 
 
-def runtime_storage_dir(provider: str, euid: int, environ: Mapping[str, str]) -> str:
+def runtime_storage_dir(
+    provider: str, euid: int, environ: Mapping[str, str], rootless: bool | None = None
+) -> str:
     if provider == "docker":
         return "/var/lib/docker"
-    if euid == 0:
+    if not (euid != 0 if rootless is None else rootless):
         return "/var/lib/containers/storage"
     data = environ.get("XDG_DATA_HOME") or os.path.join(
         environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
@@ -376,14 +470,22 @@ def _probe(name: str, argv: list[str], environ: Mapping[str, str]) -> BinaryFact
 
 
 def _disk(name: str, path: str) -> DiskFact:
+    # Storage not created yet, or not ours to read (a rootful service's, seen
+    # by a user): the nearest directory we can stat is on its file system.
     probe = Path(path)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent  # storage not created yet: its file system counts
-    try:
-        stats = os.statvfs(probe)
-    except OSError as err:
-        return DiskFact(name, path, None, str(err))
-    return DiskFact(name, path, stats.f_bavail * stats.f_frsize)
+    while True:
+        try:
+            stats = os.statvfs(probe)
+        except OSError as err:
+            if probe == probe.parent:
+                return DiskFact(name, path, None, str(err))
+            probe = probe.parent
+            continue
+        return DiskFact(name, path, stats.f_bavail * stats.f_frsize)
+
+
+def _rootless_answer(fact: BinaryFact) -> bool | None:
+    return parse_runtime_info(fact.output) if fact.returncode == 0 else None
 
 
 def _image_present(spec: RunnerSpec, environ: Mapping[str, str]) -> bool | None:
@@ -449,11 +551,13 @@ def gather_preflight_facts(
     """Collect everything classify_preflight needs (commands run in parallel)."""
     environ = dict(os.environ if environ is None else environ)
     euid = os.geteuid()
+    service = runtime_service(spec.provider, environ)
+    ask_rootless = asks_rootless(spec.provider, euid, service)
     image_is_file = bool(spec.node_image) and os.path.isfile(spec.node_image or "")
     archives = {e for e in spec.preload_images if _names_file(spec, e)}
     names = list(dict.fromkeys(e for e in spec.preload_images if e not in archives))
     with ThreadPoolExecutor(max_workers=4 + len(names)) as pool:
-        probes = [pool.submit(_probe, n, a, environ) for n, a in version_argvs(spec)]
+        probes = [pool.submit(_probe, n, a, environ) for n, a in version_argvs(spec, ask_rootless)]
         image = (
             pool.submit(_image_present, spec, environ)
             if spec.node_image and not image_is_file
@@ -474,14 +578,14 @@ def gather_preflight_facts(
             except OSError:
                 xdg_owner = None
         tmpdir = environ.get("TMPDIR") or "/tmp"
-        disks = (
-            _disk("runtime storage", runtime_storage_dir(spec.provider, euid, environ)),
-            _disk("TMPDIR", tmpdir),
-        )
+        binaries = tuple(p.result() for p in probes)
+        rootless = _rootless_answer(binaries[-1]) if ask_rootless else None
+        storage = runtime_storage_dir(spec.provider, euid, environ, rootless)
+        disks = (_disk("runtime storage", storage), _disk("TMPDIR", tmpdir))
         facts = PreflightFacts(
             euid=euid,
             provider=spec.provider,
-            binaries=tuple(p.result() for p in probes),
+            binaries=binaries,
             cgroup2_mountpoint=mountpoint,
             own_cgroup=own_cgroup,
             cgroup_controllers=controllers,
@@ -498,6 +602,8 @@ def gather_preflight_facts(
                 for e in spec.preload_images
             ),
             runtime_bin=spec.runtime_bin,
+            runtime_service=service,
+            runtime_rootless=rootless,
         )
     return facts
 

@@ -21,6 +21,12 @@ NEVER_READY_TAG="never-ready"
 # The suite kind comes from: bookworm has no `kind` package; trixie has 0.27.
 KIND_SUITE="${KINDSLURM_KIND_SUITE:-trixie}"
 KIND_BIN_DEST="/usr/local/bin/kind"
+# The shared rootful Podman service (start-podman-service): socket, pid, log.
+SERVICE_DIR="${KINDSLURM_PODMAN_SERVICE_DIR:-/run/kindslurm-testbed/podman}"
+SERVICE_SOCKET="${SERVICE_DIR}/podman.sock"
+SERVICE_PIDFILE="${SERVICE_DIR}/service.pid"
+SERVICE_LOG="/var/log/kindslurm-testbed/podman-service.log"
+SERVICE_GROUP_DEFAULT="kindslurm-podman"
 # busybox-static gives the stand-in node its userland; bash-static its /bin/sh
 # (see build_rootfs for why busybox's own sh cannot be the node's sh).
 DEBIAN_PACKAGES=(podman runc uidmap slirp4netns busybox-static bash-static)
@@ -48,6 +54,18 @@ Commands:
                               reports readiness (kind create must then fail).
                               An image already built from the same files is
                               kept (content hash label) unless --force.
+  start-podman-service [--group G] [--user U]...
+                              Start a rootful Podman API service on
+                              unix://${SERVICE_SOCKET}
+                              whose socket group G (default ${SERVICE_GROUP_DEFAULT})
+                              may use; create G and add each U to it. Members
+                              then run kind as themselves with
+                              CONTAINER_HOST=unix://${SERVICE_SOCKET}
+                              on a host where rootless kind cannot work (cgroup
+                              v1). Like the docker group, membership is
+                              root-equivalent. Idempotent. Root.
+  stop-podman-service         Stop that service (its containers stay).
+  service-url                 Print the CONTAINER_HOST value for the service.
   status                      Print kind and podman versions and whether the
                               stand-in images exist and are up to date; exits
                               1 when something is missing or stale.
@@ -397,9 +415,86 @@ cmd_status() {
     return "$ok"
 }
 
+# ------------------------------------------------- shared Podman service ---
+# WHY: rootless kind needs cgroup v2 with delegation, which hosts booted with
+# cgroup v1 (this test bed's among them) cannot give. A rootful Podman service
+# reached over a group-owned socket lets several regular users create kind
+# clusters at once, each as themselves (own kubeconfig, own state, own labels),
+# the way a docker group does on Docker hosts.
+
+service_pid() {
+    local pid
+    pid="$(cat "$SERVICE_PIDFILE" 2>/dev/null)" || return 1
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
+}
+
+service_answers() {
+    CONTAINER_HOST="unix://${SERVICE_SOCKET}" podman --remote version >/dev/null 2>&1
+}
+
+cmd_start_podman_service() {
+    need_root start-podman-service
+    local group="$SERVICE_GROUP_DEFAULT" users=() user pid
+    while (($#)); do
+        case "$1" in
+            --group) group="${2:?--group needs a name}"; shift 2 ;;
+            --user) users+=("${2:?--user needs a name}"); shift 2 ;;
+            *) die "start-podman-service: unknown option $1" ;;
+        esac
+    done
+    command -v podman >/dev/null 2>&1 || die "podman is not installed (run: $0 install)"
+    getent group "$group" >/dev/null || groupadd --system "$group"
+    for user in "${users[@]}"; do
+        id "$user" >/dev/null 2>&1 || die "no such user: $user"
+        usermod -aG "$group" "$user"
+    done
+    mkdir -p "$SERVICE_DIR" "$(dirname "$SERVICE_LOG")"
+    chgrp "$group" "$SERVICE_DIR"
+    chmod 0750 "$SERVICE_DIR"
+    if ! service_pid >/dev/null || ! service_answers; then
+        if pid="$(service_pid)"; then kill "$pid" 2>/dev/null || true; fi
+        rm -f "$SERVICE_SOCKET"
+        log "starting the rootful Podman service on unix://${SERVICE_SOCKET}"
+        # setsid + env -i: detached from this shell's session (see slurm.sh
+        # launch), with a plain environment; --time=0: never exit when idle.
+        env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+            setsid podman system service --time=0 "unix://${SERVICE_SOCKET}" \
+            </dev/null >>"$SERVICE_LOG" 2>&1 &
+        printf '%s\n' "$!" >"$SERVICE_PIDFILE"
+        local end=$((SECONDS + 30))
+        until [[ -S $SERVICE_SOCKET ]] && service_answers; do
+            if ((SECONDS > end)) || ! service_pid >/dev/null; then
+                tail -n 20 "$SERVICE_LOG" >&2 || true
+                die "the Podman service did not come up (log: $SERVICE_LOG)"
+            fi
+            sleep 0.2
+        done
+    fi
+    # podman creates the socket 0600 root:root; the group gets read/write.
+    chgrp "$group" "$SERVICE_SOCKET"
+    chmod 0660 "$SERVICE_SOCKET"
+    log "Podman service up: CONTAINER_HOST=unix://${SERVICE_SOCKET} (group $group${users:+: ${users[*]}})"
+}
+
+cmd_stop_podman_service() {
+    need_root stop-podman-service
+    local pid
+    if pid="$(service_pid)"; then
+        kill "$pid"
+        local end=$((SECONDS + 15))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.2; done
+        kill -9 "$pid" 2>/dev/null || true
+        log "stopped the Podman service (pid $pid)"
+    fi
+    rm -f "$SERVICE_SOCKET" "$SERVICE_PIDFILE"
+}
+
 main() {
     case "${1:-}" in
         install) shift; cmd_install "$@" ;;
+        start-podman-service) shift; cmd_start_podman_service "$@" ;;
+        stop-podman-service) shift; cmd_stop_podman_service "$@" ;;
+        service-url) echo "unix://${SERVICE_SOCKET}" ;;
         build-standin-image) shift; cmd_build_standin_image "$@" ;;
         status) shift; cmd_status "$@" ;;
         -h|--help|help) usage ;;

@@ -759,5 +759,13 @@ def test_ci_setup_runs_the_packaged_test_bed_scripts_in_order() -> None:
         ["bash", "/tb/slurm.sh", "install"],
         ["bash", "/tb/slurm.sh", "start"],
     ]
+    # The shared Podman service lets the --user users run kind through its socket.
+    steps = build_ci_setup_steps(
+        Path("/tb"), users=["a", "b"], kind=False, standin_image=False, podman_service=True
+    )
+    assert steps[-2:] == [
+        ["bash", "/tb/kind.sh", "install"],
+        ["bash", "/tb/kind.sh", "start-podman-service", "--user", "a", "--user", "b"],
+    ]
     # The same scripts the test suite uses ship inside the package.
     assert (TESTBED / "slurm.sh").is_file() and (TESTBED / "kind.sh").is_file()

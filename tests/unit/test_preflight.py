@@ -10,12 +10,14 @@ from snakemake_executor_plugin_kindslurm.kind.preflight import (
     DISK_FAIL_BYTES,
     DISK_WARN_BYTES,
     GIB,
+    PODMAN_INFO_FORMAT,
     BinaryFact,
     CheckResult,
     DiskFact,
     PreflightFacts,
     PreloadFact,
     Status,
+    asks_rootless,
     build_image_exists_argv,
     classify_binary,
     classify_cgroups,
@@ -24,13 +26,16 @@ from snakemake_executor_plugin_kindslurm.kind.preflight import (
     classify_node_image,
     classify_preflight,
     classify_preload,
+    classify_runtime_access,
     classify_xdg_runtime_dir,
     format_preflight,
     is_image_archive,
     parse_cgroup2_mountpoint,
     parse_int,
     parse_own_cgroup,
+    parse_runtime_info,
     preflight_failed,
+    runtime_service,
     runtime_storage_dir,
     version_argvs,
 )
@@ -121,6 +126,74 @@ def test_version_argvs_use_the_spec_paths() -> None:
     ]
 
 
+def test_version_argvs_ask_podman_info_when_rootless_matters() -> None:
+    spec = RunnerSpec(runtime_bin="/k/podman")
+    runtime = dict(version_argvs(spec, ask_rootless=True))["runtime"]
+    assert runtime == ["/k/podman", "info", "--format", PODMAN_INFO_FORMAT]
+
+
+@pytest.mark.parametrize(
+    ("provider", "euid", "service", "expected"),
+    [
+        pytest.param("podman", 0, None, False, id="root-local-fast-probe"),
+        pytest.param("podman", 0, "unix:///run/p.sock", True, id="root-via-service"),
+        pytest.param("podman", 1000, None, True, id="user-local"),
+        pytest.param("podman", 1000, "unix:///run/p.sock", True, id="user-via-service"),
+        pytest.param("docker", 1000, "unix:///run/d.sock", False, id="docker-never"),
+    ],
+)  # fmt: skip
+def test_asks_rootless(provider: str, euid: int, service: str | None, expected: bool) -> None:
+    assert asks_rootless(provider, euid, service) is expected
+
+
+def test_runtime_service_reads_the_providers_variable() -> None:
+    env = {"CONTAINER_HOST": " unix:///run/p.sock ", "DOCKER_HOST": "tcp://h:2375"}
+    assert runtime_service("podman", env) == "unix:///run/p.sock"
+    assert runtime_service("docker", env) == "tcp://h:2375"
+    assert runtime_service("podman", {"CONTAINER_HOST": ""}) is None
+    assert runtime_service("podman", {}) is None
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("version 4.3.1 rootless=false cgroups=v1\n", False),
+        ("version 5.4.2 rootless=true cgroups=v2\n", True),
+        ("version 4.3.1 rootless= cgroups=v1", None),
+        ("Error: unable to connect to Podman socket", None),
+        ("", None),
+    ],
+)
+def test_parse_runtime_info(output: str, expected: bool | None) -> None:
+    assert parse_runtime_info(output) is expected
+
+
+@pytest.mark.parametrize(
+    ("euid", "service", "rootless", "status", "message"),
+    [
+        pytest.param(0, None, False, Status.OK, "local Podman (rootful, as root)", id="root"),
+        pytest.param(1000, None, True, Status.OK, "rootless, as uid 1000", id="rootless"),
+        pytest.param(
+            1000, "unix:///run/p.sock", False, Status.OK,
+            "Podman service at unix:///run/p.sock (rootful)", id="shared-service",
+        ),
+        pytest.param(
+            1000, "unix:///run/p.sock", None, Status.FAIL,
+            "CONTAINER_HOST=unix:///run/p.sock is set but the Podman service there did not answer",
+            id="service-down",
+        ),
+    ],
+)  # fmt: skip
+def test_classify_runtime_access(
+    euid: int, service: str | None, rootless: bool | None, status: Status, message: str
+) -> None:
+    result = classify_runtime_access("podman", euid, service, rootless)
+    assert result.status is status
+    assert message in result.message
+    if status is Status.FAIL:
+        assert "unset CONTAINER_HOST" in result.fix and "system service" in result.fix
+
+
 # ----------------------------------------------------------------- cgroups ---
 
 
@@ -142,32 +215,32 @@ def test_parsers_on_unified_host() -> None:
 
 
 @pytest.mark.parametrize(
-    ("euid", "mountpoint", "controllers", "status", "message"),
+    ("rootless", "mountpoint", "controllers", "status", "message"),
     [
-        pytest.param(0, "/sys/fs/cgroup/unified", None, Status.OK, "root", id="root-any"),
+        pytest.param(False, "/sys/fs/cgroup/unified", None, Status.OK, "rootful", id="rootful-any"),
         pytest.param(
-            1000, "/sys/fs/cgroup/unified", (), Status.FAIL, "only at /sys/fs/cgroup/unified",
+            True, "/sys/fs/cgroup/unified", (), Status.FAIL, "only at /sys/fs/cgroup/unified",
             id="rootless-hybrid",
         ),
-        pytest.param(1000, None, None, Status.FAIL, "not mounted", id="rootless-v1-only"),
+        pytest.param(True, None, None, Status.FAIL, "not mounted", id="rootless-v1-only"),
         pytest.param(
-            1000, "/sys/fs/cgroup", ("pids", "io"), Status.FAIL, "cpu, memory are not delegated",
+            True, "/sys/fs/cgroup", ("pids", "io"), Status.FAIL, "cpu, memory are not delegated",
             id="rootless-no-delegation",
         ),
         pytest.param(
-            1000, "/sys/fs/cgroup", ("cpuset", "cpu", "io", "memory", "pids"), Status.OK,
+            True, "/sys/fs/cgroup", ("cpuset", "cpu", "io", "memory", "pids"), Status.OK,
             "cgroup v2", id="rootless-delegated",
         ),
     ],
 )  # fmt: skip
 def test_classify_cgroups(
-    euid: int,
+    rootless: bool,
     mountpoint: str | None,
     controllers: tuple[str, ...] | None,
     status: Status,
     message: str,
 ) -> None:
-    result = classify_cgroups(euid, mountpoint, "/user.slice/x", controllers)
+    result = classify_cgroups(rootless, mountpoint, "/user.slice/x", controllers)
     assert result.status is status
     assert message in result.message
 
@@ -175,7 +248,7 @@ def test_classify_cgroups(
 @pytest.mark.parametrize(
     ("euid", "path", "owner", "status", "message"),
     [
-        pytest.param(0, None, None, Status.OK, "root", id="root"),
+        pytest.param(0, None, None, Status.OK, "rootful", id="root"),
         pytest.param(1000, None, None, Status.FAIL, "not set", id="unset"),
         pytest.param(1000, "/run/user/1000", None, Status.FAIL, "does not exist", id="missing"),
         pytest.param(1000, "/run/user/1000", 0, Status.FAIL, "owned by uid 0", id="foreign"),
@@ -247,6 +320,11 @@ def test_runtime_storage_dir() -> None:
     )
     assert runtime_storage_dir("podman", 1000, {"XDG_DATA_HOME": "/d"}) == "/d/containers/storage"
     assert runtime_storage_dir("docker", 1000, {}) == "/var/lib/docker"
+    # a user on a rootful service: the service's storage, not the user's
+    assert (
+        runtime_storage_dir("podman", 1000, {"HOME": "/home/a"}, rootless=False)
+        == "/var/lib/containers/storage"
+    )
 
 
 # ------------------------------------------------------------- node image ---
@@ -305,6 +383,45 @@ def test_classify_preflight_all_ok_in_a_stable_order() -> None:
         "node image",
     ]
     assert not preflight_failed(results)
+
+
+def test_classify_preflight_user_on_a_rootful_service_needs_no_cgroup_v2() -> None:
+    """A regular user on a hybrid cgroup v1 host, through a rootful Podman
+    service (CONTAINER_HOST): the rootless requirements do not apply."""
+    facts = _facts(
+        cgroup2_mountpoint="/sys/fs/cgroup/unified",
+        xdg_runtime_dir=None,
+        runtime_service="unix:///run/p.sock",
+        runtime_rootless=False,
+    )
+    results = classify_preflight(facts)
+    assert not preflight_failed(results), format_preflight(results)
+    by_name = {r.name: r for r in results}
+    assert "(rootful)" in by_name["container runtime access"].message
+    assert by_name["cgroups"].status is Status.OK
+
+
+def test_classify_preflight_rootless_service_still_needs_cgroup_v2() -> None:
+    facts = _facts(
+        cgroup2_mountpoint="/sys/fs/cgroup/unified",
+        runtime_service="unix:///run/user/1000/podman/podman.sock",
+        runtime_rootless=True,
+    )
+    failed = [r.name for r in classify_preflight(facts) if r.status is Status.FAIL]
+    assert failed == ["cgroups"]
+
+
+def test_classify_preflight_unreachable_service_fails_once() -> None:
+    facts = _facts(
+        cgroup2_mountpoint="/sys/fs/cgroup/unified",
+        xdg_runtime_dir=None,
+        runtime_service="unix:///run/p.sock",
+        runtime_rootless=None,
+    )
+    results = classify_preflight(facts)
+    failed = [r.name for r in results if r.status is Status.FAIL]
+    assert failed == ["container runtime access"]
+    assert "cgroups" not in [r.name for r in results]
 
 
 def test_classify_preflight_docker_skips_podman_checks() -> None:
@@ -428,3 +545,13 @@ def test_classify_preflight_fails_on_a_missing_preload_archive_after_the_node_ch
 )  # fmt: skip
 def test_build_image_exists_argv(provider: str, runtime: str, argv: list[str]) -> None:
     assert build_image_exists_argv(provider, runtime, "localhost/a:1") == argv
+
+
+def test_disk_check_walks_up_past_unreadable_or_missing_directories(tmp_path: Path) -> None:
+    """A rootful service's storage is not a user's to stat: the nearest parent
+    that can be is on the same file system."""
+    from snakemake_executor_plugin_kindslurm.kind.preflight import _disk
+
+    fact = _disk("runtime storage", str(tmp_path / "not" / "yet" / "there"))
+    assert fact.free_bytes is not None and fact.free_bytes > 0
+    assert fact.path.endswith("/not/yet/there")
