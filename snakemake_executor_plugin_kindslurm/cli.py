@@ -455,6 +455,7 @@ def _discover(args: argparse.Namespace, ended: frozenset[str] = frozenset()) -> 
             uid=os.getuid(),
             this_host=os.uname().nodename,
             ended_jobs=ended,
+            provider=args.provider,
         )
     except process.CommandError as err:
         raise command_failed("cannot list the node containers", err) from err
@@ -757,7 +758,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="also install Podman (runc) and the kind binary (Debian/Ubuntu)",
     )  # fmt: skip
     ci.add_argument(
-        "--standin-image", action="store_true",
+        "--standin-image",
+        action="store_true",
         help="also build the stand-in node image for machines without a registry "
         "(implies --kind; it has no Kubernetes API)",
     )

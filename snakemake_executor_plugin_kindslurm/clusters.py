@@ -467,11 +467,15 @@ def classify_cluster(
     lookup: JobLookup,
     runner: RunnerStatus,
     ended_jobs: frozenset[str] = frozenset(),
+    runtime_service: str = "",
 ) -> Judgement:
     """Alive, orphan or unknown (see the module docstring). Pure.
 
     ended_jobs: ids the caller knows have ended although Slurm may still list
     them as COMPLETING (a Slurm epilog runs while its job completes).
+    runtime_service: the CONTAINER_HOST (DOCKER_HOST) the caller's runtime
+    uses, "" for the local one. A record without visible nodes that was made
+    through another runtime may have nodes there: unknown, not orphan.
     """
     pid = cluster.record.record.runner_pid if cluster.record else None
     job_id = cluster.slurm_job_id
@@ -483,6 +487,17 @@ def classify_cluster(
     if runner is RunnerStatus.ALIVE:
         reason = f"its runner (pid {pid}) is running"
         return judge(Verdict.ALIVE, f"job {job_id} is {job.state}; {reason}" if job else reason)
+    made_through = cluster.record.record.runtime_service if cluster.record else ""
+    if cluster.record and not cluster.nodes and made_through != runtime_service:
+        variable = kind_cluster.service_variable(cluster.record.record.provider)
+        made = f"{variable}={made_through}" if made_through else "the local runtime"
+        asks = f"{variable}={runtime_service}" if runtime_service else "the local runtime"
+        again = f"{variable}={made_through}" if made_through else f"{variable} unset"
+        return judge(
+            Verdict.UNKNOWN,
+            f"it was made through {made} and this command asks {asks}, where its nodes "
+            f"cannot be seen: run it again with {again}",
+        )
     gone = f"its runner (pid {pid}) is gone"
     if job_id is not None:
         if job_id in ended_jobs:
@@ -521,13 +536,15 @@ def judge_clusters(
     this_host: str,
     facts_of: Callable[[int], ProcessFacts | None],
     ended_jobs: frozenset[str] = frozenset(),
+    runtime_service: str = "",
 ) -> list[Judged]:
     judged = []
     for cluster in clusters:
         record = cluster.record.record if cluster.record else None
         facts = facts_of(record.runner_pid) if record is not None else None
         runner = classify_runner(record, this_host, facts)
-        judged.append(Judged(cluster, classify_cluster(cluster, lookup, runner, ended_jobs)))
+        judgement = classify_cluster(cluster, lookup, runner, ended_jobs, runtime_service)
+        judged.append(Judged(cluster, judgement))
     return judged
 
 
@@ -639,6 +656,7 @@ def gather_clusters(
     ended_jobs: frozenset[str] = frozenset(),
     sacct: str = "sacct",
     squeue: str = "squeue",
+    provider: str = "podman",
 ) -> Discovery:
     """List (user None: every user's) clusters on this node and judge them.
 
@@ -659,7 +677,8 @@ def gather_clusters(
     clusters = join_clusters(nodes, records, own_user=own_user)
     job_ids = [c.slurm_job_id for c in clusters if c.slurm_job_id]
     lookup = query_job_states(job_ids, sacct=sacct, squeue=squeue)
-    judged = judge_clusters(clusters, lookup, this_host, gather_process_facts, ended_jobs)
+    service = kind_cluster.runtime_service(provider, environ) or ""
+    judged = judge_clusters(clusters, lookup, this_host, gather_process_facts, ended_jobs, service)
     return Discovery(judged, lookup)
 
 

@@ -179,10 +179,7 @@ class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         route_plugin_logs(self.logger)
         self.next_seconds_between_status_checks = MIN_INTERVAL
-        self._info(
-            f"kindslurm: jobs of this run are named {self.run_name}; "
-            f"logs in {self.logdir}"
-        )
+        self._info(f"kindslurm: jobs of this run are named {self.run_name}; logs in {self.logdir}")
 
     def _info(self, message: str) -> None:
         """Progress lines: shown normally, only with --verbose under --quiet."""

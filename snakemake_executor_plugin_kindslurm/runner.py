@@ -451,7 +451,7 @@ class _ClusterLifecycle:
         return shutil.which(self.spec.runtime_bin, path=self.environ.get("PATH"))
 
     def _write_record(self) -> None:
-        from .kind import naming
+        from .kind import cluster, naming
 
         assert self.tempdir is not None
         uid = os.getuid()
@@ -467,6 +467,7 @@ class _ClusterLifecycle:
             runner_pid=os.getpid(),
             provider=self.spec.provider,
             runtime=self.spec.runtime_bin,
+            runtime_service=cluster.runtime_service(self.spec.provider, self.environ) or "",
         )
         path = naming.state_record_path(self.environ, uid, self.name)
         try:

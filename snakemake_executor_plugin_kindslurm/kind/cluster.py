@@ -31,6 +31,20 @@ LOAD_TIMEOUT = 300.0
 # --------------------------------------------------------------- builders ---
 
 
+# The variable that points each provider's CLI (and kind through it) at a
+# runtime service instead of the local engine.
+SERVICE_VARIABLES = {"podman": "CONTAINER_HOST", "docker": "DOCKER_HOST"}
+
+
+def service_variable(provider: str) -> str:
+    return SERVICE_VARIABLES.get(provider, "CONTAINER_HOST")
+
+
+def runtime_service(provider: str, environ: Mapping[str, str]) -> str | None:
+    """The runtime service the provider's CLI talks to (CONTAINER_HOST...), if any."""
+    return environ.get(service_variable(provider), "").strip() or None
+
+
 def runtime_command_name(provider: str) -> str:
     """The program name kind's provider runs from PATH."""
     return "docker" if provider == "docker" else "podman"

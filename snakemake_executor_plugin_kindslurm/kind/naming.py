@@ -137,6 +137,10 @@ class StateRecord:
     runner_pid: int
     provider: str
     runtime: str
+    # CONTAINER_HOST (DOCKER_HOST) the runner used; "" for the local runtime.
+    # A cluster made through a service is invisible to a `kindslurm gc` that
+    # asks the local runtime, and must not be taken for gone there.
+    runtime_service: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .. import process
 from ..spec import RunnerSpec
+from .cluster import runtime_service, service_variable
 
 GIB = 1024**3
 DISK_FAIL_BYTES = 2 * GIB
@@ -34,9 +35,6 @@ INOTIFY_MIN_WATCHES = 524288
 INOTIFY_MIN_INSTANCES = 512
 REQUIRED_CONTROLLERS = ("cpu", "memory")
 VERSION_TIMEOUT = 10.0
-# The variable that points each provider's CLI at a runtime service instead of
-# the local engine (podman: CONTAINER_HOST; docker: DOCKER_HOST).
-SERVICE_VARIABLES = {"podman": "CONTAINER_HOST", "docker": "DOCKER_HOST"}
 # One line `podman info` prints instead of `podman version` when it must tell
 # whether the runtime is rootless (parsed by parse_runtime_info).
 PODMAN_INFO_FORMAT = (
@@ -220,7 +218,7 @@ def classify_runtime_access(
     that names the variable, the socket and its permissions."""
     name = "container runtime access"
     engine = provider.capitalize()
-    variable = SERVICE_VARIABLES.get(provider, "CONTAINER_HOST")
+    variable = service_variable(provider)
     if not service:
         how = "rootful, as root" if euid == 0 else f"rootless, as uid {euid}"
         return CheckResult(name, Status.OK, f"local {engine} ({how})")
@@ -413,11 +411,6 @@ def parse_int(text: str | None) -> int | None:
 
 
 # ----------------------------------------------------------------- gather ---
-
-
-def runtime_service(provider: str, environ: Mapping[str, str]) -> str | None:
-    """The runtime service the provider's CLI talks to (CONTAINER_HOST...), if any."""
-    return environ.get(SERVICE_VARIABLES.get(provider, ""), "").strip() or None
 
 
 def asks_rootless(provider: str, euid: int, service: str | None) -> bool:

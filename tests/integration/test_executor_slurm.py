@@ -139,7 +139,11 @@ def test_ctrl_c_cancels_every_job_quickly(tmp_path: Path) -> None:
         """,
     )
     proc = subprocess.Popen(
-        snakemake_argv(wd), cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        snakemake_argv(wd),
+        cwd=wd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     output: list[str] = []
     run_name = None
@@ -244,11 +248,21 @@ def test_workflow_started_inside_an_allocation_submits_cleanly(tmp_path: Path) -
     outer_name = f"kindslurm-outer-{tmp_path.name}"
     try:
         proc = subprocess.run(
-            ["sbatch", "--wait", "--parsable", "--mem=600M", "--cpus-per-task=1",
-             f"--job-name={outer_name}", f"--output={tmp_path}/outer.log", f"--chdir={wd}",
-             "--export=ALL,SBATCH_TIMELIMIT=bogus"],
+            [
+                "sbatch",
+                "--wait",
+                "--parsable",
+                "--mem=600M",
+                "--cpus-per-task=1",
+                f"--job-name={outer_name}",
+                f"--output={tmp_path}/outer.log",
+                f"--chdir={wd}",
+                "--export=ALL,SBATCH_TIMELIMIT=bogus",
+            ],
             input="#!/bin/sh\nexec " + " ".join(f"'{a}'" for a in argv) + "\n",
-            capture_output=True, text=True, timeout=600,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     finally:
         # Never leave the outer job (and the workflow in it) running after a failure.
@@ -275,9 +289,18 @@ def test_non_root_user_runs_a_workflow(tmp_path: Path) -> None:
         missing("Linux user kstest (testbed/slurm.sh add-user kstest)")
     python = Path(sys.executable)
     probe = subprocess.run(
-        ["runuser", "-u", "kstest", "--", str(python), "-c",
-         "import snakemake_executor_plugin_kindslurm, snakemake"],
-        capture_output=True, text=True, timeout=120,
+        [
+            "runuser",
+            "-u",
+            "kstest",
+            "--",
+            str(python),
+            "-c",
+            "import snakemake_executor_plugin_kindslurm, snakemake",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if probe.returncode != 0:
         missing(f"a Python environment readable by kstest ({python}): {probe.stderr.strip()}")
@@ -299,9 +322,11 @@ def test_non_root_user_runs_a_workflow(tmp_path: Path) -> None:
         for path in wd.rglob("*"):
             shutil.chown(path, user.pw_uid, user.pw_gid)
         proc = subprocess.run(
-            ["runuser", "-u", "kstest", "--", "env", f"HOME={user.pw_dir}",
-             *snakemake_argv(wd)],
-            capture_output=True, text=True, timeout=600, cwd=wd,
+            ["runuser", "-u", "kstest", "--", "env", f"HOME={user.pw_dir}", *snakemake_argv(wd)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=wd,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         jobids = set()
@@ -311,9 +336,19 @@ def test_non_root_user_runs_a_workflow(tmp_path: Path) -> None:
             jobids.add(jobid)
         assert len(jobids) == 3
         acct = subprocess.run(
-            ["sacct", "--allusers", "--noheader", "--parsable2", "--allocations",
-             "--format=User,State", f"--jobs={','.join(sorted(jobids))}"],
-            capture_output=True, text=True, timeout=60, check=True,
+            [
+                "sacct",
+                "--allusers",
+                "--noheader",
+                "--parsable2",
+                "--allocations",
+                "--format=User,State",
+                f"--jobs={','.join(sorted(jobids))}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         ).stdout.split()
         assert acct == ["kstest|COMPLETED"] * 3, acct
     finally:

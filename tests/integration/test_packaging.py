@@ -190,7 +190,9 @@ def test_sdist_contains_license_and_package_data(release: Release) -> None:
 def test_changelog_has_a_section_for_this_version() -> None:
     text = (ROOT / "CHANGELOG.md").read_text()
     assert "## [Unreleased]" in text
-    assert re.search(rf"^## \[{re.escape(source_version())}\] - \d{{4}}-\d{{2}}-\d{{2}}$", text, re.M)
+    assert re.search(
+        rf"^## \[{re.escape(source_version())}\] - \d{{4}}-\d{{2}}-\d{{2}}$", text, re.M
+    )
 
 
 # ---------------------------------------------------------- installed ---
@@ -221,7 +223,9 @@ def test_kindslurm_command_runs(release: Release) -> None:
                env=release.env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     for command in CLI_COMMANDS:
-        assert re.search(rf"^\s+{re.escape(command)}\s", proc.stdout, re.M), f"{command} not in --help"
+        assert re.search(rf"^\s+{re.escape(command)}\s", proc.stdout, re.M), (
+            f"{command} not in --help"
+        )
     proc = run([release.bin("kindslurm"), "--version"], timeout=60, cwd=release.outside,
                env=release.env)  # fmt: skip
     assert proc.returncode == 0 and source_version() in proc.stdout, proc.stdout + proc.stderr
@@ -267,4 +271,3 @@ def cancel_run(output: str) -> None:
     match = RUN_NAME.search(output)
     if match:
         subprocess.run(["scancel", f"--name={match.group(1)}"], timeout=60, check=False)
-

@@ -345,6 +345,37 @@ def test_classify_cluster(
     assert judgement.alive is {Verdict.ALIVE: True, Verdict.ORPHAN: False}.get(verdict)
 
 
+def test_a_cluster_made_through_another_runtime_is_not_taken_for_gone() -> None:
+    """A record without visible nodes, made through a Podman service this gc
+    does not ask (or the other way round), may still have nodes: unknown."""
+    via_service = RecordFile(
+        REC_4300.path,
+        StateRecord(**{**vars(REC_4300.record), "runtime_service": "unix:///run/p.sock"}),
+    )
+    nodeless = Cluster("ks-x", "root", "112", "vm", "2026-11-28T10:56:01Z", (), via_service)
+    judgement = clusters.classify_cluster(nodeless, ANSWERED, RunnerStatus.DEAD)
+    assert judgement.verdict is Verdict.UNKNOWN
+    assert "made through CONTAINER_HOST=unix:///run/p.sock" in judgement.reason
+    assert "run it again with CONTAINER_HOST=unix:///run/p.sock" in judgement.reason
+    # asked through the same service: judged as usual (job 112 was cancelled)
+    same = clusters.classify_cluster(
+        nodeless, ANSWERED, RunnerStatus.DEAD, runtime_service="unix:///run/p.sock"
+    )
+    assert same.verdict is Verdict.ORPHAN
+    # a local record seen through a service
+    local = Cluster("ks-x", "root", "112", "vm", "2026-11-28T10:56:01Z", (), REC_4300)
+    other = clusters.classify_cluster(
+        local, ANSWERED, RunnerStatus.DEAD, runtime_service="unix:///run/p.sock"
+    )
+    assert other.verdict is Verdict.UNKNOWN
+    assert "made through the local runtime" in other.reason
+    assert "CONTAINER_HOST unset" in other.reason
+    # nodes visible: whoever sees them may judge them, whatever the record says
+    seen = Cluster("ks-x", "root", "112", "vm", "2026-11-28T10:56:01Z",
+                   cluster("112").nodes, via_service)  # fmt: skip
+    assert clusters.classify_cluster(seen, ANSWERED, RunnerStatus.DEAD).verdict is Verdict.ORPHAN
+
+
 def test_judge_clusters_reads_the_runner_of_each_record() -> None:
     seen: list[int] = []
 

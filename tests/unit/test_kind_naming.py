@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -211,6 +212,15 @@ def test_state_record_round_trip_and_modes(tmp_path: Path) -> None:
     assert naming.read_state_records(path.parent) == [record]
     (path.parent / "broken.json").write_text("{not json")
     assert naming.read_state_records(path.parent) == [record]
+
+
+def test_state_record_without_runtime_service_reads_as_local(tmp_path: Path) -> None:
+    """Records written before runtime_service existed mean the local runtime."""
+    data = json.loads(_record(tmp_path).to_json())
+    del data["runtime_service"]
+    assert naming.StateRecord.from_json(json.dumps(data)).runtime_service == ""
+    via = naming.StateRecord(**{**vars(_record(tmp_path)), "runtime_service": "unix:///s"})
+    assert naming.StateRecord.from_json(via.to_json()).runtime_service == "unix:///s"
 
 
 def test_private_dir_refuses_a_symlink(tmp_path: Path) -> None:

@@ -93,8 +93,12 @@ def test_requeued_job_last_line_wins():
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("CANCELLED by 0", "CANCELLED"), ("CANCELLED+", "CANCELLED"), ("  running ", "RUNNING"),
-     ("", "")],
+    [
+        ("CANCELLED by 0", "CANCELLED"),
+        ("CANCELLED+", "CANCELLED"),
+        ("  running ", "RUNNING"),
+        ("", ""),
+    ],
 )
 def test_normalise_state(raw, expected):
     assert normalise_state(raw) == expected
@@ -118,15 +122,25 @@ def test_recorded_squeue_answer():
 def test_sacct_argv_is_one_query_for_the_whole_run():
     argv = build_sacct_argv("sacct", "kindslurm-abc", datetime(2026, 1, 2, 3, 4, 5))
     assert argv == [
-        "sacct", "--allocations", "--parsable2", "--noheader",
-        "--format=JobIdRaw,State,ExitCode", "--name=kindslurm-abc",
-        "--starttime=2026-01-02T03:04:05", "--endtime=now",
+        "sacct",
+        "--allocations",
+        "--parsable2",
+        "--noheader",
+        "--format=JobIdRaw,State,ExitCode",
+        "--name=kindslurm-abc",
+        "--starttime=2026-01-02T03:04:05",
+        "--endtime=now",
     ]
 
 
 def test_squeue_argv():
     assert build_squeue_argv("squeue", "run", "alice") == [
-        "squeue", "--noheader", "--states=all", "--name=run", "--user=alice", "--format=%i|%T|%r",
+        "squeue",
+        "--noheader",
+        "--states=all",
+        "--name=run",
+        "--user=alice",
+        "--format=%i|%T|%r",
     ]
 
 

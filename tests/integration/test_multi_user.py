@@ -1,0 +1,210 @@
+"""Several users on one node, at the same time: two real Linux users (kstest,
+kstest2) each run `snakemake --executor kindslurm` as themselves; their jobs
+create, use and delete Kind clusters concurrently on the one Slurm node.
+
+Rootless kind needs cgroup v2, which this test bed's host does not have, so
+the users reach a rootful Podman service through a group-owned socket
+(`CONTAINER_HOST`, testbed/kind.sh start-podman-service), the way users of a
+docker group do. Everything else is each user's own: the kind process, the
+kubeconfig, the state records, the temp dirs and the Slurm job.
+
+The two jobs meet at a barrier inside their workloads, so both clusters are
+proven to exist at once; from there each job records what it can see of the
+other's (labels, kubeconfig) for the assertions below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from snakemake_executor_plugin_kindslurm.cli import TESTBED
+
+from ..conftest import missing
+from .leakcheck import assert_nothing_left, kind_node_containers, leftovers
+from .workflows import snakemake_argv, wait_until, write_workflow
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("slurm")]
+
+USERS = ("kstest", "kstest2")
+SERVICE_GROUP = "kindslurm-podman"
+
+# Placeholders @BARRIER@, @OTHER@ and @KINDSLURM@ are filled in by the test;
+# braces are doubled for Snakemake's own formatting of `shell:`.
+SNAKEFILE = """
+rule all:
+    input: "result.txt"
+
+rule k8s:
+    output: "result.txt"
+    resources: mem_mb=400
+    threads: 1
+    shell:
+        '''
+        me=$(id -un)
+        node="$K8S_CLUSTER_NAME-control-plane"
+        # 1. announce this cluster and kubeconfig to the other user, then wait
+        #    (bounded) for theirs: from here on both clusters exist at once.
+        echo "$K8S_CLUSTER_NAME $KUBECONFIG" > @BARRIER@/$me.tmp
+        mv @BARRIER@/$me.tmp @BARRIER@/$me
+        i=0
+        until [ -e @BARRIER@/@OTHER@ ]; do
+            i=$((i + 1)); [ $i -lt 600 ] || {{ echo "no sign of @OTHER@" >&2; exit 3; }}
+            sleep 0.2
+        done
+        read -r other_name other_kubeconfig < @BARRIER@/@OTHER@
+        label='{{{{index .Config.Labels "io.kindslurm.user"}}}}'
+        # 2. what this user sees
+        {{
+          echo "user $me"
+          echo "cluster $K8S_CLUSTER_NAME"
+          echo "kubeconfig_dir $(stat -c '%U %a' "$(dirname "$KUBECONFIG")")"
+          echo "context $(kubectl config current-context)"
+          echo "server $(kubectl --context "$K8S_CLUSTER_NAME" config view --minify -o jsonpath='{{.clusters[0].cluster.server}}')"
+          echo "own_label $(podman inspect --format "$label" "$node")"
+          echo "other_cluster $other_name"
+          echo "other_label $(podman inspect --format "$label" "$other_name-control-plane")"
+          if cat "$other_kubeconfig" > /dev/null 2>&1; then
+              echo "other_kubeconfig readable"
+          else
+              echo "other_kubeconfig denied"
+          fi
+          echo "listed $(@KINDSLURM@ list --json | tr -d ' \\n')"
+        }} > facts.txt
+        podman exec "$node" sh -c 'echo "written in $(hostname)" > /app/from-node.txt'
+        # 3. hold on until the other user has looked at this cluster too
+        touch @BARRIER@/$me.done
+        i=0
+        until [ -e @BARRIER@/@OTHER@.done ]; do
+            i=$((i + 1)); [ $i -lt 600 ] || {{ echo "@OTHER@ never finished looking" >&2; exit 4; }}
+            sleep 0.2
+        done
+        cat facts.txt from-node.txt > {output}
+        '''
+"""
+
+
+def _service_url() -> str:
+    proc = subprocess.run(
+        ["bash", str(TESTBED / "kind.sh"), "service-url"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    return proc.stdout.strip()
+
+
+def _prerequisites() -> str:
+    """The service URL, after checking each user can use it and the test venv."""
+    url = _service_url()
+    for user in USERS:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            missing(f"Linux user {user} (kindslurm ci-setup --user {user})")
+        probe = subprocess.run(
+            ["runuser", "-u", user, "--", "env", f"CONTAINER_HOST={url}", "podman", "info",
+             "--format", "{{.Host.Security.Rootless}}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if probe.returncode != 0 or probe.stdout.strip() != "false":
+            missing(
+                f"a rootful Podman service at {url} usable by {user} (group {SERVICE_GROUP}; "
+                f"kindslurm ci-setup --podman-service): {probe.stderr.strip() or probe.stdout}"
+            )
+        probe = subprocess.run(
+            ["runuser", "-u", user, "--", sys.executable, "-c",
+             "import snakemake_executor_plugin_kindslurm, snakemake"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if probe.returncode != 0:
+            missing(f"a Python environment readable by {user} ({sys.executable})")
+    return url
+
+
+def _records_of(uid: int) -> list[str]:
+    """The state records the runner of uid left (XDG_RUNTIME_DIR is unset for them)."""
+    return sorted(str(p) for p in Path(f"/tmp/kindslurm-{uid}/clusters").glob("ks-*.json"))
+
+
+@pytest.fixture
+def shared_dir(kind_ready: str) -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="kindslurm-multiuser-", dir="/tmp"))
+    base.chmod(0o755)
+    before = leftovers()
+    try:
+        yield base
+        assert wait_until(lambda: not (leftovers() - before), 60), (leftovers() - before).describe()
+        assert_nothing_left(before=before)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_two_users_have_concurrent_private_clusters(shared_dir: Path, kind_ready: str) -> None:
+    url = _prerequisites()
+    kindslurm = Path(sys.executable).parent / "kindslurm"
+    barrier = shared_dir / "barrier"
+    barrier.mkdir()
+    barrier.chmod(0o1777)
+    records_before = {u: _records_of(pwd.getpwnam(u).pw_uid) for u in USERS}
+    procs: dict[str, subprocess.Popen[str]] = {}
+    workdirs: dict[str, Path] = {}
+    for user, other in (USERS, USERS[::-1]):
+        entry = pwd.getpwnam(user)
+        wd = write_workflow(
+            shared_dir / user,
+            SNAKEFILE.replace("@BARRIER@", str(barrier))
+            .replace("@OTHER@", other)
+            .replace("@KINDSLURM@", str(kindslurm)),
+        )
+        for path in [wd, *wd.rglob("*")]:
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        workdirs[user] = wd
+        env = [f"HOME={entry.pw_dir}", f"USER={user}", f"CONTAINER_HOST={url}"]
+        procs[user] = subprocess.Popen(
+            ["runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u", "TMPDIR", *env,
+             *snakemake_argv(wd, "--kindslurm-node-image", kind_ready, jobs=1)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=wd,
+        )  # fmt: skip
+    outputs = {user: proc.communicate(timeout=600)[0] for user, proc in procs.items()}
+    for user, proc in procs.items():
+        assert proc.returncode == 0, f"{user}'s workflow failed:\n{outputs[user]}"
+
+    facts = {}
+    for user in USERS:
+        lines = (workdirs[user] / "result.txt").read_text().splitlines()
+        facts[user] = dict(line.split(" ", 1) for line in lines if " " in line)
+        assert lines[-1].startswith("written in "), lines  # through /app, from the node
+    a, b = (facts[u] for u in USERS)
+    # names: distinct, and each saw the other's cluster alive at the same time
+    assert a["cluster"] != b["cluster"]
+    assert a["other_cluster"] == b["cluster"] and b["other_cluster"] == a["cluster"]
+    for user in USERS:
+        mine = facts[user]
+        assert mine["user"] == user
+        # labels: every node says whose it is, seen by its owner and by the other
+        assert mine["own_label"] == user
+        other = USERS[1 - USERS.index(user)]
+        assert facts[other]["other_label"] == user
+        # kubeconfigs: private to their owner, current context named like the cluster
+        assert mine["kubeconfig_dir"] == f"{user} 700"
+        assert mine["context"] == mine["cluster"]
+        assert mine["other_kubeconfig"] == "denied"
+        # `kindslurm list` shows a user their own cluster only
+        listed = json.loads(mine["listed"])
+        assert [c["name"] for c in listed] == [mine["cluster"]], listed
+        assert listed[0]["user"] == user
+    # ports: each API server got its own host port
+    assert a["server"] != b["server"] and a["server"].startswith("https://127.0.0.1:")
+    # the Slurm jobs ran as the users themselves
+    for user in USERS:
+        assert kind_node_containers(facts[user]["cluster"]) == []
+        uid = pwd.getpwnam(user).pw_uid
+        assert _records_of(uid) == records_before[user]
