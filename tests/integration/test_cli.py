@@ -28,6 +28,7 @@ import pytest
 from snakemake_executor_plugin_kindslurm.kind.preflight import run_preflight
 from snakemake_executor_plugin_kindslurm.spec import RunnerSpec
 
+from ..conftest import missing
 from .leakcheck import assert_nothing_left, kind_node_containers, state_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("slurm")]
@@ -322,7 +323,7 @@ def test_up_list_down(bed: Bed) -> None:
 
 def test_up_attach_opens_a_shell_in_the_job(bed: Bed) -> None:
     if shutil.which("script") is None:
-        pytest.skip("missing prerequisite: script(1) from util-linux, to give `up` a terminal")
+        missing("script(1) from util-linux, to give `up` a terminal")
     command = f"{KINDSLURM} up --attach --node-image {bed.image}"
     proc = subprocess.Popen(
         ["script", "-qec", command, "/dev/null"],
@@ -492,7 +493,7 @@ def test_gc_deletes_only_this_users_orphans(bed: Bed) -> None:
 
 def test_all_users_is_root_only(bed: Bed) -> None:
     if shutil.which("runuser") is None or subprocess.run(["id", "kstest"]).returncode != 0:
-        pytest.skip("missing prerequisite: user kstest (testbed/slurm.sh add-user kstest)")
+        missing("user kstest (testbed/slurm.sh add-user kstest)")
     for command in ("list", "gc"):
         done = subprocess.run(
             ["runuser", "-u", "kstest", "--", KINDSLURM, command, "--all-users"],

@@ -138,6 +138,8 @@ def _records_of(uid: int) -> list[str]:
 def shared_dir(kind_ready: str) -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="kindslurm-multiuser-", dir="/tmp"))
     base.chmod(0o755)
+    (base / "barrier").mkdir()
+    (base / "barrier").chmod(0o1777)
     before = leftovers()
     try:
         yield base
@@ -147,32 +149,41 @@ def shared_dir(kind_ready: str) -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _start_workflow(
+    user: str, workdir: Path, snakefile: str, url: str, image: str
+) -> subprocess.Popen[str]:
+    """`snakemake --executor kindslurm` as user, in workdir (made theirs), with
+    the shared service as CONTAINER_HOST and nothing of root's environment that
+    would point elsewhere."""
+    entry = pwd.getpwnam(user)
+    write_workflow(workdir, snakefile)
+    for path in [workdir, *workdir.rglob("*")]:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    env = [f"HOME={entry.pw_dir}", f"USER={user}", f"CONTAINER_HOST={url}"]
+    return subprocess.Popen(
+        ["runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u", "TMPDIR", *env,
+         *snakemake_argv(workdir, "--kindslurm-node-image", image, jobs=1)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workdir,
+    )  # fmt: skip
+
+
+def _fill(snakefile: str, **values: str | Path) -> str:
+    for key, value in values.items():
+        snakefile = snakefile.replace(f"@{key.upper()}@", str(value))
+    return snakefile
+
+
 def test_two_users_have_concurrent_private_clusters(shared_dir: Path, kind_ready: str) -> None:
     url = _prerequisites()
     kindslurm = Path(sys.executable).parent / "kindslurm"
     barrier = shared_dir / "barrier"
-    barrier.mkdir()
-    barrier.chmod(0o1777)
     records_before = {u: _records_of(pwd.getpwnam(u).pw_uid) for u in USERS}
     procs: dict[str, subprocess.Popen[str]] = {}
     workdirs: dict[str, Path] = {}
     for user, other in (USERS, USERS[::-1]):
-        entry = pwd.getpwnam(user)
-        wd = write_workflow(
-            shared_dir / user,
-            SNAKEFILE.replace("@BARRIER@", str(barrier))
-            .replace("@OTHER@", other)
-            .replace("@KINDSLURM@", str(kindslurm)),
-        )
-        for path in [wd, *wd.rglob("*")]:
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-        workdirs[user] = wd
-        env = [f"HOME={entry.pw_dir}", f"USER={user}", f"CONTAINER_HOST={url}"]
-        procs[user] = subprocess.Popen(
-            ["runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u", "TMPDIR", *env,
-             *snakemake_argv(wd, "--kindslurm-node-image", kind_ready, jobs=1)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=wd,
-        )  # fmt: skip
+        workdirs[user] = shared_dir / user
+        snakefile = _fill(SNAKEFILE, barrier=barrier, other=other, kindslurm=kindslurm)
+        procs[user] = _start_workflow(user, workdirs[user], snakefile, url, kind_ready)
     outputs = {user: proc.communicate(timeout=600)[0] for user, proc in procs.items()}
     for user, proc in procs.items():
         assert proc.returncode == 0, f"{user}'s workflow failed:\n{outputs[user]}"
@@ -208,3 +219,101 @@ def test_two_users_have_concurrent_private_clusters(shared_dir: Path, kind_ready
         assert kind_node_containers(facts[user]["cluster"]) == []
         uid = pwd.getpwnam(user).pw_uid
         assert _records_of(uid) == records_before[user]
+
+
+# The victim's job announces its cluster and then only waits to be cancelled;
+# the survivor's job waits until the victim's node is gone and then uses its own
+# cluster: cancelling one user's job must remove that cluster and no other.
+VICTIM = """
+rule all:
+    input: "result.txt"
+
+rule k8s:
+    output: "result.txt"
+    resources: mem_mb=400
+    threads: 1
+    shell:
+        '''
+        echo "$K8S_CLUSTER_NAME" > @BARRIER@/$(id -un).tmp
+        mv @BARRIER@/$(id -un).tmp @BARRIER@/$(id -un)
+        sleep 600
+        touch {output}
+        '''
+"""
+
+SURVIVOR = """
+rule all:
+    input: "result.txt"
+
+rule k8s:
+    output: "result.txt"
+    resources: mem_mb=400
+    threads: 1
+    shell:
+        '''
+        echo "$K8S_CLUSTER_NAME" > @BARRIER@/$(id -un).tmp
+        mv @BARRIER@/$(id -un).tmp @BARRIER@/$(id -un)
+        i=0
+        until [ -e @BARRIER@/@OTHER@ ]; do
+            i=$((i + 1)); [ $i -lt 600 ] || {{ echo "no sign of @OTHER@" >&2; exit 3; }}
+            sleep 0.2
+        done
+        read -r other_name < @BARRIER@/@OTHER@
+        i=0
+        while podman container exists "$other_name-control-plane"; do
+            i=$((i + 1)); [ $i -lt 900 ] || {{ echo "$other_name is still there" >&2; exit 4; }}
+            sleep 0.2
+        done
+        podman exec "$K8S_CLUSTER_NAME-control-plane" sh -c 'echo still-here > /app/after.txt'
+        echo "other_gone $other_name" > {output}
+        echo "mine $K8S_CLUSTER_NAME $(kubectl config current-context)" >> {output}
+        cat after.txt >> {output}
+        '''
+"""
+
+
+def test_cancelling_one_users_job_leaves_the_other_users_cluster_alone(
+    shared_dir: Path, kind_ready: str
+) -> None:
+    url = _prerequisites()
+    victim, survivor = USERS
+    barrier = shared_dir / "barrier"
+    records_before = {u: _records_of(pwd.getpwnam(u).pw_uid) for u in USERS}
+    procs = {
+        victim: _start_workflow(
+            victim, shared_dir / victim, _fill(VICTIM, barrier=barrier), url, kind_ready
+        ),
+        survivor: _start_workflow(
+            survivor, shared_dir / survivor,
+            _fill(SURVIVOR, barrier=barrier, other=victim), url, kind_ready,
+        ),
+    }  # fmt: skip
+    try:
+        both = wait_until(lambda: all((barrier / u).exists() for u in USERS), 300)
+        assert both, "the two jobs never ran at the same time"
+        victim_cluster = (barrier / victim).read_text().strip()
+        survivor_cluster = (barrier / survivor).read_text().strip()
+        queue = subprocess.run(
+            ["squeue", "--noheader", f"--user={victim}", "--format=%i"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout.split()  # fmt: skip
+        assert len(queue) == 1, queue
+        # the user cancels their own job, as users do
+        subprocess.run(["runuser", "-u", victim, "--", "scancel", queue[0]], check=True, timeout=30)
+        outputs = {user: proc.communicate(timeout=600)[0] for user, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    assert procs[victim].returncode != 0, outputs[victim]
+    assert "CANCELLED" in outputs[victim], outputs[victim]
+    assert procs[survivor].returncode == 0, outputs[survivor]
+    result = (shared_dir / survivor / "result.txt").read_text().splitlines()
+    assert result == [
+        f"other_gone {victim_cluster}",
+        f"mine {survivor_cluster} {survivor_cluster}",
+        "still-here",
+    ]
+    for user, cluster in ((victim, victim_cluster), (survivor, survivor_cluster)):
+        assert kind_node_containers(cluster) == []
+        assert _records_of(pwd.getpwnam(user).pw_uid) == records_before[user]

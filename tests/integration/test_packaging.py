@@ -217,8 +217,6 @@ def test_snakemake_help_lists_every_setting(release: Release) -> None:
 
 
 def test_kindslurm_command_runs(release: Release) -> None:
-    if not (ROOT / PACKAGE / "cli.py").is_file():
-        pytest.skip("snakemake_executor_plugin_kindslurm/cli.py does not exist yet")
     proc = run([release.bin("kindslurm"), "--help"], timeout=60, cwd=release.outside,
                env=release.env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -31,6 +31,7 @@ from snakemake_executor_plugin_kindslurm.spec import (
     RunnerSpec,
 )
 
+from ..conftest import missing
 from .leakcheck import (
     assert_nothing_left,
     kind_node_containers,
@@ -53,7 +54,7 @@ def image(kind_ready: str) -> str:
 @pytest.fixture
 def never_ready_image(image: str) -> str:
     if subprocess.run(["podman", "image", "exists", NEVER_READY_IMAGE]).returncode != 0:
-        pytest.skip(f"missing prerequisite: image {NEVER_READY_IMAGE} (testbed/kind.sh)")
+        missing(f"image {NEVER_READY_IMAGE} (testbed/kind.sh build-standin-image)")
     return NEVER_READY_IMAGE
 
 

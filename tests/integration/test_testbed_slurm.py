@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import REQUIRE
+
 pytestmark = pytest.mark.integration
 
 SCRIPT = (
@@ -27,6 +29,11 @@ _ACTIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "CO
 _TIMEOUT_S = 60.0
 
 if shutil.which("sbatch") is None:
+    if REQUIRE:  # scripts/test.sh: a missing prerequisite is a failure, not a skip
+        pytest.fail(
+            "missing prerequisite: sbatch not on PATH (run testbed/slurm.sh install and start)",
+            pytrace=False,
+        )
     pytest.skip(
         "sbatch not on PATH: Slurm client missing (run testbed/slurm.sh install and start)",
         allow_module_level=True,
