@@ -176,7 +176,7 @@ def main() -> int:
     today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
     everything = [
         "sacct", "--allocations", "--allusers", "--parsable2", "--noheader",
-        "--format=JobIdRaw,State,ExitCode", f"--starttime={today:%Y-%m-%dT%H:%M:%S}",
+        "--format=JobIdRaw,State,ExitCode,Reason", f"--starttime={today:%Y-%m-%dT%H:%M:%S}",
         "--endtime=now",
     ]  # fmt: skip
     big = our_rounds(everything, max(args.rounds // 2, 3), calls)

@@ -423,7 +423,10 @@ class Executor(RemoteExecutor):
                     )
                 yield job_info
             elif outcome is Outcome.RUNNING:
-                yield job_info
+                if state.never_starts is not None:
+                    await asyncio.to_thread(self._fail_never_starts, job_info, state)
+                else:
+                    yield job_info
             elif outcome is Outcome.SUCCESS:
                 self._finish_success(job_info)
             else:
@@ -449,6 +452,27 @@ class Executor(RemoteExecutor):
                 f"accounting lags on this cluster). Log: {job_info.aux['logfile']}. "
             ),
             aux_logs=[job_info.aux["logfile"]],
+        )
+
+    def _fail_never_starts(self, job_info: SubmittedJobInfo, state: JobState) -> None:
+        """A job Slurm keeps pending for a reason waiting cannot cure (it asks
+        for more than the partition has, say) would hang the workflow: cancel
+        it and fail it with the reason and the fix."""
+        assert state.never_starts is not None
+        why, fix = state.never_starts
+        jobid = str(job_info.external_jobid)
+        try:
+            process.run(build_scancel_argv("scancel", [jobid]), timeout=60)
+            cancelled = "kindslurm cancelled it"
+        except process.CommandError as err:
+            cancelled = f"cancelling it failed ({err.describe()}); run `scancel {jobid}`"
+        self.report_job_error(
+            job_info,
+            msg=(
+                f"Slurm will never start job {jobid} as submitted: it is pending with reason "
+                f"{state.reason}: {why}; {cancelled}. Fix: {fix}. "
+            ),
+            aux_logs=[],  # it never ran, so it wrote no log
         )
 
     def _finish_success(self, job_info: SubmittedJobInfo) -> None:

@@ -71,6 +71,42 @@ STATE_EXPLANATIONS = {
 }
 
 
+# Pending reasons that do not go away by waiting: the job asks for something
+# its partition, association or QOS can never give (only an administrator's
+# change would). Slurm keeps such a job PENDING forever, so a workflow would
+# hang; the executor fails it instead (see never_starts). Reason -> (why, fix).
+NEVER_START_REASONS = {
+    "PartitionConfig": (
+        "it asks for more CPUs, GPUs or nodes than any node of its partition has",
+        "lower the rule's threads / cpus_per_task (for group jobs pass --cores no larger "
+        "than a node's CPUs) or choose a bigger partition with slurm_partition",
+    ),
+    "PartitionTimeLimit": (
+        "its time limit is longer than its partition allows",
+        "lower the rule's runtime or choose another partition with slurm_partition",
+    ),
+    "PartitionNodeLimit": (
+        "the number of nodes it needs is outside its partition's limits",
+        "lower the rule's nodes or choose another partition with slurm_partition",
+    ),
+    "BadConstraints": (
+        "no node satisfies its constraints",
+        "correct the rule's constraint (see `sinfo -o '%N %f'` for node features)",
+    ),
+    "InvalidAccount": (
+        "its account is not valid for you",
+        "set slurm_account to one of `sacctmgr show assoc user=$USER format=account`",
+    ),
+    "InvalidQOS": (
+        "its QOS is not valid for you",
+        "set a QOS you may use (`sacctmgr show assoc user=$USER format=qos`)",
+    ),
+}
+# Per-job limits of an association or QOS (AssocMaxCpuPerJobLimit,
+# QOSMaxWallDurationPerJobLimit, QOSMaxMemoryPerJob, ...): also permanent.
+_PER_JOB_LIMIT = re.compile(r"^(Assoc|QOS)Max\w*PerJob(Limit)?$")
+
+
 @dataclass(frozen=True)
 class JobState:
     """One job's state as Slurm printed it."""
@@ -86,6 +122,26 @@ class JobState:
     def outcome(self) -> Outcome | None:
         """RUNNING/SUCCESS/FAILED, or None for a state this code does not know."""
         return classify_state(self.state, self.exit_code)
+
+    @property
+    def never_starts(self) -> tuple[str, str] | None:
+        """(why, fix) when the job is pending for a reason waiting cannot cure."""
+        return never_starts(self.state, self.reason)
+
+
+def never_starts(state: str, reason: str) -> tuple[str, str] | None:
+    """(why, fix) for a PENDING job whose reason means it will never start. Pure."""
+    if state != "PENDING":
+        return None
+    if reason in NEVER_START_REASONS:
+        return NEVER_START_REASONS[reason]
+    if _PER_JOB_LIMIT.match(reason):
+        return (
+            f"it exceeds a per-job limit of your association or QOS ({reason})",
+            "ask for less (threads, mem_mb, runtime, nodes) or ask the administrators "
+            "about the limit (`sacctmgr show qos`)",
+        )
+    return None
 
 
 def normalise_state(raw: str) -> str:
@@ -118,7 +174,7 @@ def build_sacct_argv(sacct: str, job_name: str, since: datetime) -> list[str]:
         "--allocations",
         "--parsable2",
         "--noheader",
-        "--format=JobIdRaw,State,ExitCode",
+        "--format=JobIdRaw,State,ExitCode,Reason",
         f"--name={job_name}",
         f"--starttime={_format_time(since)}",
         "--endtime=now",
@@ -150,10 +206,11 @@ def _parse_exit(text: str) -> tuple[int | None, int | None]:
 
 
 def parse_sacct(text: str) -> dict[str, JobState]:
-    """Parse `sacct --parsable2 --noheader --format=JobIdRaw,State,ExitCode`.
+    """Parse `sacct --parsable2 --noheader --format=JobIdRaw,State,ExitCode[,Reason]`.
 
     Blank and malformed lines are skipped; job steps (`123.batch`) are ignored;
-    for a job listed more than once (requeue) the last line wins.
+    for a job listed more than once (requeue) the last line wins. Reason
+    "None" (Slurm's word for no reason) reads as "".
     """
     states: dict[str, JobState] = {}
     for line in text.splitlines():
@@ -167,7 +224,9 @@ def parse_sacct(text: str) -> dict[str, JobState]:
         if not state:
             continue
         code, sig = _parse_exit(exit_text)
-        states[jobid] = JobState(jobid, state, raw_state.strip(), code, sig)
+        reason = fields[3].strip() if len(fields) > 3 else ""
+        reason = "" if reason == "None" else reason
+        states[jobid] = JobState(jobid, state, raw_state.strip(), code, sig, reason)
     return states
 
 
@@ -185,6 +244,7 @@ def parse_squeue(text: str) -> dict[str, JobState]:
         if not state:
             continue
         reason = fields[2].strip() if len(fields) > 2 else ""
+        reason = "" if reason == "None" else reason
         states[jobid] = JobState(jobid, state, fields[1].strip(), None, None, reason)
     return states
 

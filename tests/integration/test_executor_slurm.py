@@ -84,6 +84,40 @@ def test_failing_rule_is_reported_with_state_exit_code_and_log(tmp_path: Path) -
     assert "about-to-fail" in logs[0].read_text()
 
 
+def test_job_slurm_can_never_start_fails_fast_instead_of_hanging(tmp_path: Path) -> None:
+    """8 threads on a node with 2 CPUs: Slurm keeps such a job PENDING with
+    reason PartitionConfig forever. The executor cancels it and says why."""
+    wd = write_workflow(
+        tmp_path / "wf",
+        """
+        rule all:
+            input: "big.txt", "small.txt"
+
+        rule big:
+            output: "big.txt"
+            threads: 8
+            resources: kind_cluster=0
+            shell: "touch {output}"
+
+        rule small:
+            output: "small.txt"
+            resources: kind_cluster=0
+            shell: "touch {output}"
+        """,
+    )
+    started = time.monotonic()
+    done = run_snakemake(wd, "--cores", "8", "--keep-going", timeout=300)
+    assert done.returncode != 0, done.output
+    assert time.monotonic() - started < 240  # a generous bound; it used to hang forever
+    assert "will never start job" in done.output, done.output
+    assert "PartitionConfig" in done.output and "kindslurm cancelled it" in done.output
+    assert (wd / "small.txt").exists()  # the rest of the workflow still ran
+    assert not (wd / "big.txt").exists()
+    run_name = done.run_name
+    assert run_name is not None
+    assert squeue_jobs(run_name) == []  # cancelled, not left pending
+
+
 HOSTILE = [
     "with space",
     "it's",

@@ -13,6 +13,7 @@ from snakemake_executor_plugin_kindslurm.slurm.status import (
     build_squeue_argv,
     classify_state,
     describe_failure,
+    never_starts,
     normalise_state,
     parse_sacct,
     parse_squeue,
@@ -126,7 +127,7 @@ def test_sacct_argv_is_one_query_for_the_whole_run():
         "--allocations",
         "--parsable2",
         "--noheader",
-        "--format=JobIdRaw,State,ExitCode",
+        "--format=JobIdRaw,State,ExitCode,Reason",
         "--name=kindslurm-abc",
         "--starttime=2026-01-02T03:04:05",
         "--endtime=now",
@@ -194,3 +195,57 @@ def test_1000_job_answer_every_job_classified():
         job = states[jobid]
         assert job.raw_state == raw_state
         assert f"{job.exit_code}:{job.signal}" == code
+
+
+def test_sacct_reason_field_is_read_and_none_means_no_reason():
+    states = parse_sacct("7|PENDING|0:0|PartitionConfig\n8|RUNNING|0:0|None\n9|COMPLETED|0:0\n")
+    assert states["7"].reason == "PartitionConfig"
+    assert states["8"].reason == ""
+    assert states["9"].reason == ""
+    assert parse_squeue("8|RUNNING|None\n")["8"].reason == ""
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "fails", "words"),
+    [
+        ("PENDING", "PartitionConfig", True, "--cores"),
+        ("PENDING", "PartitionTimeLimit", True, "runtime"),
+        ("PENDING", "PartitionNodeLimit", True, "nodes"),
+        ("PENDING", "BadConstraints", True, "constraint"),
+        ("PENDING", "InvalidAccount", True, "slurm_account"),
+        ("PENDING", "InvalidQOS", True, "QOS"),
+        ("PENDING", "AssocMaxCpuPerJobLimit", True, "per-job limit"),
+        ("PENDING", "QOSMaxWallDurationPerJobLimit", True, "per-job limit"),
+        ("PENDING", "QOSMaxMemoryPerJob", True, "per-job limit"),
+        # reasons that waiting cures
+        ("PENDING", "Resources", False, ""),
+        ("PENDING", "Priority", False, ""),
+        ("PENDING", "ReqNodeNotAvail", False, ""),
+        ("PENDING", "AssocMaxJobsLimit", False, ""),
+        ("PENDING", "QOSMaxCpuPerUserLimit", False, ""),
+        ("PENDING", "JobHeldUser", False, ""),
+        ("PENDING", "", False, ""),
+        # only pending jobs
+        ("RUNNING", "PartitionConfig", False, ""),
+        ("CANCELLED", "PartitionConfig", False, ""),
+    ],
+)
+def test_never_starts(state, reason, fails, words):
+    verdict = never_starts(state, reason)
+    assert (verdict is not None) is fails
+    if verdict is not None:
+        why, fix = verdict
+        assert why and fix
+        assert words in why + " " + fix
+
+
+def test_recorded_pending_reasons_from_real_slurm():
+    states = parse_sacct(read("sacct_recorded_reasons.txt"))
+    assert {k: (s.state, s.reason) for k, s in states.items()} == {
+        "1947": ("PENDING", "PartitionConfig"),
+        "1948": ("PENDING", "PartitionTimeLimit"),
+        "1949": ("RUNNING", ""),
+        "1950": ("COMPLETED", ""),
+    }
+    never = {k for k, s in states.items() if s.never_starts is not None}
+    assert never == {"1947", "1948"}
