@@ -19,6 +19,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -293,6 +294,10 @@ def test_cancelling_one_users_job_leaves_the_other_users_cluster_alone(
         assert both, "the two jobs never ran at the same time"
         victim_cluster = (barrier / victim).read_text().strip()
         survivor_cluster = (barrier / survivor).read_text().strip()
+        # Root's own podman sees the service's containers: the leak checks
+        # (as root) are not blind to the users' clusters.
+        for cluster in (victim_cluster, survivor_cluster):
+            assert kind_node_containers(cluster) == [f"{cluster}-control-plane"]
         queue = subprocess.run(
             ["squeue", "--noheader", f"--user={victim}", "--format=%i"],
             capture_output=True, text=True, timeout=30, check=True,
@@ -317,3 +322,85 @@ def test_cancelling_one_users_job_leaves_the_other_users_cluster_alone(
     for user, cluster in ((victim, victim_cluster), (survivor, survivor_cluster)):
         assert kind_node_containers(cluster) == []
         assert _records_of(pwd.getpwnam(user).pw_uid) == records_before[user]
+
+
+HOLD = """#!/bin/sh
+printf '%s\\n' "$K8S_CLUSTER_NAME" > cluster-name.tmp
+mv cluster-name.tmp cluster-name
+exec sleep 300
+"""
+
+
+def _as_user(user: str, url: str | None, *argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    entry = pwd.getpwnam(user)
+    unset = ["-u", "XDG_RUNTIME_DIR", "-u", "TMPDIR"] + ([] if url else ["-u", "CONTAINER_HOST"])
+    env = [f"HOME={entry.pw_dir}", f"USER={user}"] + ([f"CONTAINER_HOST={url}"] if url else [])
+    return subprocess.run(
+        ["runuser", "-u", user, "--", "env", *unset, *env, *argv],
+        capture_output=True, text=True, timeout=180, cwd=cwd,
+    )  # fmt: skip
+
+
+def test_gc_finds_a_users_orphan_only_through_the_service_it_was_made_in(
+    shared_dir: Path, kind_ready: str
+) -> None:
+    """kill -9 a user's runner: its Slurm job ends, its node stays (rootful
+    containers leave the job's cgroup). `kindslurm gc` as that user without
+    CONTAINER_HOST cannot see the node and must not drop the record; with it,
+    gc deletes node, record and temp dir. The other user cannot touch it."""
+    url = _prerequisites()
+    owner, other = USERS
+    entry = pwd.getpwnam(owner)
+    kindslurm = str(Path(sys.executable).parent / "kindslurm")
+    wd = shared_dir / owner
+    wd.mkdir()
+    (wd / "hold.sh").write_text(HOLD)
+    (wd / "hold.sh").chmod(0o755)
+    for path in (wd, wd / "hold.sh"):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    command = f"exec {kindslurm} run --node-image {kind_ready} ./hold.sh"
+    submitted = _as_user(
+        owner, url, "sbatch", "--parsable", f"--chdir={wd}", "--output=hold.log",
+        f"--wrap={command}", cwd=wd,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    job = submitted.stdout.strip().split(";")[0]
+    try:
+        assert wait_until((wd / "cluster-name").exists, 120), (wd / "hold.log").read_text()
+        name = (wd / "cluster-name").read_text().strip()
+        (record_path,) = [p for p in _records_of(entry.pw_uid) if p.endswith(f"/{name}.json")]
+        record = json.loads(Path(record_path).read_text())
+        assert record["runtime_service"] == url and record["user"] == owner
+        os.kill(record["runner_pid"], signal.SIGKILL)
+        assert wait_until(lambda: not _active(job), 90), f"job {job} did not end"
+        assert kind_node_containers(name) == [f"{name}-control-plane"]
+
+        # The other user sees nothing of it and may not delete it.
+        theirs = _as_user(other, url, kindslurm, "gc", "--yes", name, cwd=shared_dir)
+        assert theirs.returncode == 0, theirs.stderr
+        assert f"{name}: not among {other}'s" in theirs.stderr
+        # Without the service: the node is invisible, so gc keeps the record.
+        blind = _as_user(owner, None, kindslurm, "gc", "--yes", cwd=wd)
+        assert blind.returncode == 0, blind.stderr
+        assert f"keeping {name}: it was made through CONTAINER_HOST={url}" in blind.stderr
+        assert Path(record_path).exists() and Path(record["tempdir"]).is_dir()
+        assert kind_node_containers(name) == [f"{name}-control-plane"]
+        # Through the service: an orphan, deleted with its record and temp dir.
+        seeing = _as_user(owner, url, kindslurm, "gc", "--yes", cwd=wd)
+        assert seeing.returncode == 0, seeing.stderr
+        assert f"deleted {name} (job {job} ended: " in seeing.stdout, seeing.stdout
+        assert kind_node_containers(name) == []
+        assert not Path(record_path).exists() and not Path(record["tempdir"]).exists()
+    finally:
+        subprocess.run(["scancel", job], capture_output=True, timeout=60)
+        # A failed assertion must not leave the orphan to the leak check alone.
+        if (wd / "cluster-name").exists():
+            _as_user(owner, url, kindslurm, "gc", "--yes", cwd=wd)
+
+
+def _active(job: str) -> bool:
+    proc = subprocess.run(
+        ["squeue", "--noheader", f"--jobs={job}", "--format=%T"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return proc.returncode == 0 and proc.stdout.strip() != ""
