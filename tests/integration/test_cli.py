@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -489,6 +490,55 @@ def test_gc_deletes_only_this_users_orphans(bed: Bed) -> None:
         shutil.rmtree(leftover)
     for name in (names["doomed"], names["live"], names["foreign"], manual):
         bed.nothing_left(name)
+
+
+TESTBED_EPILOG = "/var/lib/kindslurm-testbed/epilog.sh"
+EPILOG_HOOK = Path("/var/lib/kindslurm-testbed/epilog.d/kindslurm.sh")
+EPILOG_LOG = Path("/var/log/kindslurm-testbed/epilog.log")
+
+
+def documented_epilog() -> str:
+    """The epilog script `kindslurm --help` gives administrators, as printed."""
+    from snakemake_executor_plugin_kindslurm import cli
+
+    lines = (cli.__doc__ or "").splitlines()
+    start = lines.index("    #!/bin/sh")
+    end = next(i for i in range(start, len(lines)) if lines[i].lstrip().startswith("exit 0"))
+    return textwrap.dedent("\n".join(lines[start : end + 1])) + "\n"
+
+
+def test_documented_epilog_removes_the_cluster_of_a_killed_runner(bed: Bed) -> None:
+    """kill -9 the runner (the batch shell): Slurm ends the job but cannot
+    remove root Podman's node container; the node's epilog, running the
+    snippet from `kindslurm --help` as root, deletes it, with no gc by hand."""
+    config = subprocess.run(
+        ["scontrol", "show", "config"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    if not re.search(rf"^Epilog\s*=\s*{re.escape(TESTBED_EPILOG)}$", config, re.M):
+        missing(f"the test bed's epilog {TESTBED_EPILOG} in slurm.conf (testbed/slurm.sh start)")
+    script = documented_epilog()
+    assert "/opt/kindslurm/bin/kindslurm gc --yes --all-users --job" in script
+    EPILOG_HOOK.write_text(script.replace("/opt/kindslurm/bin/kindslurm", KINDSLURM))
+    EPILOG_HOOK.chmod(0o755)
+    try:
+        bed.script("hold.sh", HOLD)
+        command = f"exec {KINDSLURM} run --node-image {bed.image} ./hold.sh"
+        job = bed.sbatch("--output=held.log", f"--wrap={command}")
+        name = read_when_there(bed.work / f"cluster-{job}", 120)
+        bed.clusters.add(name)
+        (record,) = state_records(name)
+        os.kill(json.loads(Path(record).read_text())["runner_pid"], signal.SIGKILL)
+        gone = wait_until(lambda: not kind_node_containers(name), 120)
+        said = f"deleted {name} (job {job} has ended)"
+        wait_until(lambda: EPILOG_LOG.exists() and said in EPILOG_LOG.read_text(), 30)
+        log = EPILOG_LOG.read_text() if EPILOG_LOG.exists() else "(no epilog log)"
+        assert gone, f"the epilog left {name}:\n{log[-2000:]}"
+        assert said in log, log[-2000:]
+        assert wait_until(lambda: not job_active(job), 60)
+        assert sacct(job)[0] == "FAILED"
+        bed.nothing_left(name)
+    finally:
+        EPILOG_HOOK.unlink(missing_ok=True)
 
 
 def test_all_users_is_root_only(bed: Bed) -> None:

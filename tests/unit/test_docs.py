@@ -292,3 +292,16 @@ def test_further_starts_with_a_third_level_heading_and_never_skips_levels(
     titles = [title for _, title in found]
     assert len(titles) == len(set(titles)), "duplicate heading titles break anchors"
     assert "Troubleshooting" in titles
+
+
+def test_further_shows_the_epilog_that_kindslurm_help_prints(further: str) -> None:
+    """One epilog script for administrators, the one the integration test runs."""
+    import textwrap
+
+    from snakemake_executor_plugin_kindslurm import cli
+
+    lines = (cli.__doc__ or "").splitlines()
+    start = lines.index("    #!/bin/sh")
+    end = next(i for i in range(start, len(lines)) if lines[i].lstrip().startswith("exit 0"))
+    script = textwrap.dedent("\n".join(lines[start : end + 1]))
+    assert f"```bash\n{script}\n```" in further
