@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -151,7 +154,7 @@ def shared_dir(kind_ready: str) -> Iterator[Path]:
 
 
 def _start_workflow(
-    user: str, workdir: Path, snakefile: str, url: str, image: str
+    user: str, workdir: Path, snakefile: str, url: str, image: str, *extra: str
 ) -> subprocess.Popen[str]:
     """`snakemake --executor kindslurm` as user, in workdir (made theirs), with
     the shared service as CONTAINER_HOST and nothing of root's environment that
@@ -163,7 +166,7 @@ def _start_workflow(
     env = [f"HOME={entry.pw_dir}", f"USER={user}", f"CONTAINER_HOST={url}"]
     return subprocess.Popen(
         ["runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u", "TMPDIR", *env,
-         *snakemake_argv(workdir, "--kindslurm-node-image", image, jobs=1)],
+         *snakemake_argv(workdir, "--kindslurm-node-image", image, *extra, jobs=1)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workdir,
     )  # fmt: skip
 
@@ -404,3 +407,73 @@ def _active(job: str) -> bool:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return proc.returncode == 0 and proc.stdout.strip() != ""
+
+
+LOCKED = """
+rule all:
+    input: "result.txt"
+
+rule k8s:
+    output: "result.txt"
+    resources: mem_mb=400
+    threads: 1
+    shell: 'echo "$K8S_CLUSTER_NAME" > {output}'
+"""
+STAMP = re.compile(r"^\[kindslurm (\S+)\] create: (.*)$", re.M)
+
+
+def _create_interval(log: str) -> tuple[datetime, datetime]:
+    """When `kind create` started and when the cluster was ready, from a job log."""
+    started = ready = None
+    for stamp, message in STAMP.findall(log):
+        if message.startswith("kind create cluster "):
+            started = datetime.fromisoformat(stamp)
+        elif " ready; KUBECONFIG=" in message:
+            ready = datetime.fromisoformat(stamp)
+    assert started is not None and ready is not None, log
+    return started, ready
+
+
+def test_the_create_lock_is_shared_by_all_users_of_a_node(
+    shared_dir: Path, kind_ready: str
+) -> None:
+    """--kindslurm-create-lock serialises `kind create` per node, whoever
+    creates: while root holds the lock neither user's job creates anything;
+    after, both report waiting and their creates do not overlap."""
+    from snakemake_executor_plugin_kindslurm.kind import lock
+
+    url = _prerequisites()
+    procs: dict[str, subprocess.Popen[str]] = {}
+    extra = ("--kindslurm-create-lock", "--kindslurm-keep-successful-logs")
+    with lock.create_lock(timeout=60):
+        for user in USERS:
+            procs[user] = _start_workflow(user, shared_dir / user, LOCKED, url, kind_ready, *extra)
+        try:
+            running = wait_until(lambda: len(_running_jobs()) == 2, 120)
+            assert running, f"both jobs should run: {_running_jobs()}"
+            time.sleep(3)  # time enough to create a cluster, had the lock not held them
+            assert kind_node_containers() == [], "a cluster was created under root's lock"
+        except BaseException:
+            for proc in procs.values():
+                proc.kill()
+            subprocess.run(["scancel", f"--user={','.join(USERS)}"], timeout=60)
+            raise
+    outputs = {user: proc.communicate(timeout=600)[0] for user, proc in procs.items()}
+    intervals = []
+    for user, proc in procs.items():
+        assert proc.returncode == 0, f"{user}'s workflow failed:\n{outputs[user]}"
+        (log_file,) = (shared_dir / user / ".snakemake" / "kindslurm_logs").rglob("*.log")
+        log = log_file.read_text()
+        assert f"waited for the create lock {lock.DEFAULT_LOCK_PATH}" in log, log
+        intervals.append(_create_interval(log))
+    first, second = sorted(intervals)
+    assert second[0] >= first[1], f"kind create overlapped: {first} and {second}"
+
+
+def _running_jobs() -> list[str]:
+    proc = subprocess.run(
+        ["squeue", "--noheader", "--states=RUNNING", f"--user={','.join(USERS)}",
+         "--format=%i"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return proc.stdout.split()
