@@ -109,7 +109,9 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     keep_successful_logs: bool = field(
         default=False,
-        metadata=_meta("Keep the logs of successful jobs (failed jobs' logs are always kept)."),
+        metadata=_meta(
+            "Keep the logs of successful jobs (failed jobs' logs are always kept)."
+        ),
     )
     init_seconds_before_status_checks: float = field(
         default=1.0,
@@ -148,7 +150,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     sbatch_extra: Optional[str] = field(
         default=None,
         metadata=_meta(
-            'Extra sbatch options for every job, e.g. "--reservation=r1 --exclusive". '
+            "Extra sbatch options for every job, e.g. \"--reservation=r1 --exclusive\". "
             "Options the plugin sets itself (--job-name, --output, --wrap, ...) are refused."
         ),
     )
@@ -174,12 +176,8 @@ def validate_settings(settings: ExecutorSettings) -> None:
         if value is None or value <= 0:
             flag = "--kindslurm-" + name.replace("_", "-")
             raise WorkflowError(f"{flag} must be a positive number of seconds, got {value!r}")
-    for name in (
-        "init_seconds_before_status_checks",
-        "max_status_interval",
-        "missing_job_timeout",
-        "min_mem_mb",
-    ):
+    for name in ("init_seconds_before_status_checks", "max_status_interval",
+                 "missing_job_timeout", "min_mem_mb"):
         value = getattr(settings, name)
         if value is None or value < 0:
             flag = "--kindslurm-" + name.replace("_", "-")

@@ -83,7 +83,9 @@ def _whole_number(rule: str, name: str, value: object, *, minimum: int = 0) -> i
     elif isinstance(value, str) and value.strip().isdigit():
         number = int(value.strip())
     else:
-        raise SubmitError(f"rule {rule}: resource {name} must be a whole number, got {value!r}")
+        raise SubmitError(
+            f"rule {rule}: resource {name} must be a whole number, got {value!r}"
+        )
     if number < minimum:
         raise SubmitError(f"rule {rule}: resource {name} must be at least {minimum}, got {number}")
     return number
@@ -187,13 +189,11 @@ def build_slurm_request(
         time_minutes=time_minutes,
         partition=(
             _name(rule, "slurm_partition", resources["slurm_partition"])
-            if resources.get("slurm_partition")
-            else None
+            if resources.get("slurm_partition") else None
         ),
         account=(
             _name(rule, "slurm_account", resources["slurm_account"])
-            if resources.get("slurm_account")
-            else None
+            if resources.get("slurm_account") else None
         ),
         qos=_name(rule, "qos", resources["qos"]) if resources.get("qos") else None,
         constraint=str(resources["constraint"]) if resources.get("constraint") else None,
@@ -272,7 +272,9 @@ def build_sbatch_argv(
     return argv
 
 
-def build_job_script(*, python: str, spec_json: str, command: str, description: str) -> str:
+def build_job_script(
+    *, python: str, spec_json: str, command: str, description: str
+) -> str:
     """A POSIX sh script that execs the runner, so the runner is the batch shell
     and receives Slurm's signals itself. Every value is shell-quoted."""
     safe_description = "".join(ch if ch.isprintable() else "?" for ch in description)
@@ -315,7 +317,8 @@ def explain_sbatch_error(output: str) -> str:
         return "lower runtime or pick a partition with a longer MaxTime (`sinfo -o '%P %l'`)"
     if "node configuration" in text or "cpu" in text:
         return (
-            "lower threads or pick a partition whose nodes have that many CPUs (`sinfo -o '%P %c'`)"
+            "lower threads or pick a partition whose nodes have that many CPUs "
+            "(`sinfo -o '%P %c'`)"
         )
     if "unrecognized option" in text or "invalid option" in text:
         return "fix the option in slurm_extra / --kindslurm-sbatch-extra (see `sbatch --help`)"

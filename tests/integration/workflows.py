@@ -38,38 +38,24 @@ def write_workflow(workdir: Path, snakefile: str, files: dict[str, str] | None =
 
 def snakemake_argv(workdir: Path, *extra: str, jobs: int = 20) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--executor",
-        "kindslurm",
-        "--jobs",
-        str(jobs),
-        "--directory",
-        str(workdir),
-        "--snakefile",
-        str(workdir / "Snakefile"),
-        "--latency-wait",
-        "10",
-        "--kindslurm-init-seconds-before-status-checks",
-        "1",
+        sys.executable, "-m", "snakemake",
+        "--executor", "kindslurm",
+        "--jobs", str(jobs),
+        "--directory", str(workdir),
+        "--snakefile", str(workdir / "Snakefile"),
+        "--latency-wait", "10",
+        "--kindslurm-init-seconds-before-status-checks", "1",
         *extra,
     ]
 
 
 def run_snakemake(
-    workdir: Path,
-    *extra: str,
-    jobs: int = 20,
-    timeout: float = 600,
+    workdir: Path, *extra: str, jobs: int = 20, timeout: float = 600,
     env: dict[str, str] | None = None,
 ) -> Finished:
     proc = subprocess.run(
         snakemake_argv(workdir, *extra, jobs=jobs),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=workdir,
+        capture_output=True, text=True, timeout=timeout, cwd=workdir,
         env={**os.environ, **(env or {})},
     )
     return Finished(proc.returncode, proc.stdout + proc.stderr, workdir)
@@ -78,10 +64,7 @@ def run_snakemake(
 def squeue_jobs(run_name: str) -> list[str]:
     proc = subprocess.run(
         ["squeue", "--noheader", f"--name={run_name}", "--format=%i %T"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
+        capture_output=True, text=True, timeout=30, check=True,
     )
     return [line for line in proc.stdout.splitlines() if line.strip()]
 

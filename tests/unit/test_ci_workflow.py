@@ -87,7 +87,7 @@ def test_realkind_job_brings_up_slurm_with_kindslurm_ci_setup(realkind: dict[str
     # as scripts/setup.sh), not a copy of the test-bed steps.
     assert (REPO / "snakemake_executor_plugin_kindslurm/testbed/slurm.sh").is_file()
     lines = run_lines(realkind)
-    setup = [line for line in lines if '/bin/kindslurm" ci-setup' in line]
+    setup = [line for line in lines if "/bin/kindslurm\" ci-setup" in line]
     assert setup and "--user" in setup[0], lines
     install = next(i for i, line in enumerate(lines) if "pip install -e" in line)
     assert install < lines.index(setup[0]), "the plugin must be installed before ci-setup runs"

@@ -25,50 +25,21 @@ def test_full_resource_mapping():
         "align",
         4,
         {
-            "mem_mb": 2000,
-            "runtime": 90,
-            "slurm_partition": "short",
-            "slurm_account": "lab",
-            "qos": "normal",
-            "constraint": "avx2&ssd",
-            "gpu": 2,
-            "gpu_model": "a100",
+            "mem_mb": 2000, "runtime": 90, "slurm_partition": "short", "slurm_account": "lab",
+            "qos": "normal", "constraint": "avx2&ssd", "gpu": 2, "gpu_model": "a100",
             "slurm_extra": "--exclusive --reservation=r1 --mail-type NONE",
         },
     )
     argv = build_sbatch_argv(
-        sbatch="sbatch",
-        job_name="run1",
-        workdir="/w",
-        output="/w/l/%j.log",
-        comment="rule=align",
-        request=req,
-        grace_seconds=45,
-        global_extra=("--hold",),
+        sbatch="sbatch", job_name="run1", workdir="/w", output="/w/l/%j.log",
+        comment="rule=align", request=req, grace_seconds=45, global_extra=("--hold",),
     )
     assert argv == [
-        "sbatch",
-        "--parsable",
-        "--job-name=run1",
-        "--chdir=/w",
-        "--output=/w/l/%j.log",
-        "--comment=rule=align",
-        "--nodes=1",
-        "--ntasks=1",
-        "--cpus-per-task=4",
-        "--signal=B:USR1@45",
-        "--mem=2000M",
-        "--time=90",
-        "--partition=short",
-        "--account=lab",
-        "--qos=normal",
-        "--constraint=avx2&ssd",
-        "--gpus=a100:2",
-        "--hold",
-        "--exclusive",
-        "--reservation=r1",
-        "--mail-type",
-        "NONE",
+        "sbatch", "--parsable", "--job-name=run1", "--chdir=/w", "--output=/w/l/%j.log",
+        "--comment=rule=align", "--nodes=1", "--ntasks=1", "--cpus-per-task=4",
+        "--signal=B:USR1@45", "--mem=2000M", "--time=90", "--partition=short",
+        "--account=lab", "--qos=normal", "--constraint=avx2&ssd", "--gpus=a100:2",
+        "--hold", "--exclusive", "--reservation=r1", "--mail-type", "NONE",
     ]
 
 
@@ -79,13 +50,8 @@ def test_mem_mib_preferred_and_string_numbers_accepted():
 
 def test_minimal_request_has_no_optional_options():
     argv = build_sbatch_argv(
-        sbatch="sbatch",
-        job_name="n",
-        workdir="/w",
-        output="o",
-        comment="c",
-        request=SlurmRequest(),
-        grace_seconds=60,
+        sbatch="sbatch", job_name="n", workdir="/w", output="o", comment="c",
+        request=SlurmRequest(), grace_seconds=60,
     )
     assert not any(a.startswith(("--mem", "--time", "--partition", "--gres")) for a in argv)
 
@@ -130,10 +96,12 @@ def test_global_extra_validation_names_its_origin():
 
 
 def test_log_path_is_safe_for_hostile_wildcards():
-    path = log_path_pattern("/logs", "r", {"sample": "a b/../$(touch x);`id`\n%j", "n": "1"})
+    path = log_path_pattern(
+        "/logs", "r", {"sample": "a b/../$(touch x);`id`\n%j", "n": "1"}
+    )
     assert path.startswith("/logs/rule_r/")
     assert path.endswith("/%j.log")
-    middle = path[len("/logs/rule_r/") : -len("/%j.log")]
+    middle = path[len("/logs/rule_r/"):-len("/%j.log")]
     assert "/" not in middle and "%" not in middle and "$" not in middle and "\n" not in middle
 
 
@@ -147,11 +115,9 @@ def test_comment_is_printable():
 
 
 def test_job_script_execs_runner_with_every_value_quoted(tmp_path):
-    hostile = 'echo "$HOME" `id` $(touch pwned) ; it\'s\nnext'
+    hostile = "echo \"$HOME\" `id` $(touch pwned) ; it's\nnext"
     script = build_job_script(
-        python="/usr/bin/python3",
-        spec_json='{"a":"it\'s $(x)"}',
-        command=hostile,
+        python="/usr/bin/python3", spec_json='{"a":"it\'s $(x)"}', command=hostile,
         description="rule r\nwith newline",
     )
     lines = script.splitlines()
@@ -161,21 +127,11 @@ def test_job_script_execs_runner_with_every_value_quoted(tmp_path):
     body = script.split("exec ", 1)[1]
     out = subprocess.run(
         ["/bin/sh", "-c", "for a in " + body.strip() + "; do printf '%s\\0' \"$a\"; done"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=True,
+        capture_output=True, text=True, cwd=tmp_path, check=True,
     ).stdout.split("\0")[:-1]
     assert out == [
-        "/usr/bin/python3",
-        "-m",
-        "snakemake_executor_plugin_kindslurm.runner",
-        "--spec",
-        '{"a":"it\'s $(x)"}',
-        "--",
-        "/bin/sh",
-        "-c",
-        hostile,
+        "/usr/bin/python3", "-m", "snakemake_executor_plugin_kindslurm.runner",
+        "--spec", '{"a":"it\'s $(x)"}', "--", "/bin/sh", "-c", hostile,
     ]
     assert not (tmp_path / "pwned").exists()
     assert shlex.split(body)[-1] == hostile
@@ -198,11 +154,8 @@ def test_parse_sbatch_output_without_id():
     ("stderr", "hint"),
     [
         ("sbatch: error: invalid partition specified: nope", "sinfo -s"),
-        (
-            "sbatch: error: Batch job submission failed: Invalid account or account/partition "
-            "combination specified",
-            "sacctmgr",
-        ),
+        ("sbatch: error: Batch job submission failed: Invalid account or account/partition "
+         "combination specified", "sacctmgr"),
         ("sbatch: unrecognized option '--bogus'", "slurm_extra"),
     ],
 )
@@ -212,15 +165,8 @@ def test_explain_sbatch_error(stderr, hint):
 
 def test_inherited_slurm_variables_do_not_reach_sbatch():
     env = clean_slurm_environment(
-        {
-            "PATH": "/bin",
-            "SLURM_JOB_ID": "5",
-            "SLURM_MEM_PER_CPU": "100",
-            "SBATCH_PARTITION": "x",
-            "SLURM_CONF": "/etc/slurm/slurm.conf",
-            "SRUN_CPUS_PER_TASK": "2",
-            "HOME": "/h",
-        }
+        {"PATH": "/bin", "SLURM_JOB_ID": "5", "SLURM_MEM_PER_CPU": "100", "SBATCH_PARTITION": "x",
+         "SLURM_CONF": "/etc/slurm/slurm.conf", "SRUN_CPUS_PER_TASK": "2", "HOME": "/h"}
     )
     assert env == {"PATH": "/bin", "SLURM_CONF": "/etc/slurm/slurm.conf", "HOME": "/h"}
 
