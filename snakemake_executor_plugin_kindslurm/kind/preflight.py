@@ -6,11 +6,11 @@ statvfs, one open() per preloaded archive); classify_* turn facts into
 results; run_preflight() is both together and is what `kindslurm doctor` calls.
 
 Whether the cgroup v2 and XDG_RUNTIME_DIR checks apply depends on whether the
-runtime is rootless, and that is the runtime's to say, not our uid's: a
-regular user may reach a rootful Podman service through CONTAINER_HOST (the
-way a docker group works). So a non-root user, or anyone with CONTAINER_HOST
-set, gets `podman info` (which tells rootless and cgroup version) instead of
-the cheaper `podman version`; root on the local runtime keeps the fast probe.
+runtime is rootless. A local Podman is rootless exactly when its user is not
+root, but a regular user may also reach a rootful Podman service through
+CONTAINER_HOST (the way a docker group works). So with CONTAINER_HOST set the
+runtime probe is `podman info` (which tells rootless and cgroup version, and
+costs a few tenths of a second more) instead of `podman version`.
 """
 
 from __future__ import annotations
@@ -331,7 +331,7 @@ def classify_preload(fact: PreloadFact, runtime_bin: str = "podman") -> CheckRes
 
 def classify_preflight(facts: PreflightFacts) -> list[CheckResult]:
     results = [classify_binary(b) for b in facts.binaries]
-    if facts.provider == "podman" and (facts.runtime_service or facts.runtime_rootless is not None):
+    if facts.provider == "podman":
         results.append(
             classify_runtime_access(
                 facts.provider, facts.euid, facts.runtime_service, facts.runtime_rootless
@@ -414,8 +414,9 @@ def parse_int(text: str | None) -> int | None:
 
 
 def asks_rootless(provider: str, euid: int, service: str | None) -> bool:
-    """Must the runtime probe say whether it is rootless? (Podman, unless root locally.)"""
-    return provider == "podman" and (euid != 0 or service is not None)
+    """Must the runtime probe say whether it is rootless? Only for a Podman
+    service: a local Podman is rootless exactly when its user is not root."""
+    return provider == "podman" and service is not None
 
 
 def version_argvs(spec: RunnerSpec, ask_rootless: bool = False) -> list[tuple[str, list[str]]]:

@@ -137,7 +137,7 @@ def test_version_argvs_ask_podman_info_when_rootless_matters() -> None:
     [
         pytest.param("podman", 0, None, False, id="root-local-fast-probe"),
         pytest.param("podman", 0, "unix:///run/p.sock", True, id="root-via-service"),
-        pytest.param("podman", 1000, None, True, id="user-local"),
+        pytest.param("podman", 1000, None, False, id="user-local-is-rootless"),
         pytest.param("podman", 1000, "unix:///run/p.sock", True, id="user-via-service"),
         pytest.param("docker", 1000, "unix:///run/d.sock", False, id="docker-never"),
     ],
@@ -376,6 +376,7 @@ def test_classify_preflight_all_ok_in_a_stable_order() -> None:
     results = classify_preflight(_facts())
     assert [r.name for r in results] == [
         "kind binary",
+        "container runtime access",
         "cgroups",
         "XDG_RUNTIME_DIR",
         "inotify limits",
