@@ -168,6 +168,27 @@ def runner_section(data: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def access_section(data: dict[str, Any]) -> list[str]:
+    med, ratio = data["median"], data["ratio_service_over_local"]
+    runs = len(data["raw"]["local"])
+    out = [
+        "### A user's job through a shared Podman service (`runtime_access.py`)",
+        "",
+        f"`{data['command']}` ({data['machine']['date']}); median of {runs} interleaved "
+        f"runs of the runner with the stand-in cluster: root on the local Podman vs "
+        f"{data['user']} through `CONTAINER_HOST={data['service']}`.",
+        "",
+    ]
+    names = ["preflight", "create", "workload", "delete", "rest", "total"]
+    rows = [
+        [n, f"{med['local'][n]:.3f}", f"{med['service'][n]:.3f}",
+         f"{ratio[n]:.2f}" if ratio[n] is not None else "-"]
+        for n in names
+    ]  # fmt: skip
+    out += table(["phase", "local (root) s", "service (user) s", "service ÷ local"], rows)
+    return [*out, ""]
+
+
 def status_section(data: dict[str, Any]) -> list[str]:
     out = [
         "### Status query cost per round (`status_cost.py`)",
@@ -254,6 +275,7 @@ def main() -> int:
     for prefix, section in (
         ("group", group_section),
         ("runner", runner_section),
+        ("access", access_section),
         ("status", status_section),
     ):
         for data in load(args.results, prefix):

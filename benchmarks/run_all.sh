@@ -39,6 +39,10 @@ step "runner_overhead"
 $OURS_PY benchmarks/runner_overhead.py --runs 20 --cluster-runs 7 \
     --json "$OUT/runner.json" | tee "$OUT/runner.txt"
 
+step "runtime_access (needs kindslurm ci-setup --podman-service)"
+$OURS_PY benchmarks/runtime_access.py --runs 7 \
+    --json "$OUT/access.json" | tee "$OUT/access.txt"
+
 step "status_cost"
 $BENCH_PY benchmarks/status_cost.py --rounds 20 \
     --json "$OUT/status.json" | tee "$OUT/status.txt"
