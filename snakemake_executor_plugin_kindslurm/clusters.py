@@ -39,7 +39,14 @@ from typing import Any
 from . import process
 from .kind import cluster as kind_cluster
 from .kind import naming
-from .slurm.status import JobState, Outcome, parse_sacct, parse_squeue
+from .slurm.status import (
+    JobState,
+    Outcome,
+    build_squeue_jobs_argv,
+    parse_sacct,
+    parse_squeue,
+    squeue_answered,
+)
 
 LIST_TIMEOUT = 60.0
 SLURM_TIMEOUT = 60.0
@@ -318,16 +325,6 @@ def build_sacct_jobs_argv(sacct: str, job_ids: Sequence[str]) -> list[str]:
     ]
 
 
-def build_squeue_jobs_argv(squeue: str, job_ids: Sequence[str]) -> list[str]:
-    return [
-        squeue,
-        "--noheader",
-        "--states=all",
-        f"--jobs={','.join(job_ids)}",
-        "--format=%i|%T|%r",
-    ]
-
-
 @dataclass(frozen=True)
 class JobLookup:
     """Job states found; answered: Slurm answered the query (a job missing from
@@ -366,8 +363,7 @@ def query_job_states(
             result = process.run(
                 build_squeue_jobs_argv(squeue, missing), timeout=SLURM_TIMEOUT, check=False
             )
-            # squeue fails on a single id it does not know; that is an answer too.
-            if result.returncode == 0 or "invalid job id" in result.output.lower():
+            if squeue_answered(result.returncode, result.output):
                 found = parse_squeue(result.stdout)
                 states.update({k: v for k, v in found.items() if k in missing})
                 answered = True

@@ -35,9 +35,11 @@ from .slurm.status import (
     Outcome,
     build_sacct_argv,
     build_squeue_argv,
+    build_squeue_jobs_argv,
     describe_failure,
     parse_sacct,
     parse_squeue,
+    squeue_answered,
 )
 from .slurm.submit import (
     SubmitError,
@@ -401,6 +403,7 @@ class Executor(RemoteExecutor):
             for job_info in due:
                 self._report_missing(job_info)
             return
+        overdue: list[SubmittedJobInfo] = []
         for job_info in due:
             if states is None:
                 yield job_info
@@ -408,32 +411,65 @@ class Executor(RemoteExecutor):
             state = states.get(str(job_info.external_jobid))
             if state is None:
                 if self._missing_too_long(job_info, now):
-                    self._report_missing(job_info)
+                    overdue.append(job_info)
                 else:
                     yield job_info
                 continue
             job_info.aux["missing"] = None
-            outcome = state.outcome
-            if outcome is None:
-                if state.state not in self._warned_states:
-                    self._warned_states.add(state.state)
-                    self.logger.warning(
-                        f"kindslurm: Slurm reports state {state.raw_state!r} which this "
-                        "plugin does not know; the job is treated as still running."
-                    )
+            if state.never_starts is not None:
+                await asyncio.to_thread(self._fail_never_starts, job_info, state)
+            elif self._settle(job_info, state):
                 yield job_info
-            elif outcome is Outcome.RUNNING:
+        if overdue:
+            # sacct does not list held jobs or jobs whose --begin is still ahead;
+            # squeue does. Ask it before giving a job up (rare: once per
+            # missing-job timeout at most).
+            queued = await asyncio.to_thread(self._query_squeue, overdue)
+            for job_info in overdue:
+                state = queued.get(str(job_info.external_jobid))
+                if state is None:
+                    self._report_missing(job_info)
+                    continue
+                job_info.aux["missing"] = None
                 if state.never_starts is not None:
                     await asyncio.to_thread(self._fail_never_starts, job_info, state)
-                else:
+                elif self._settle(job_info, state):
                     yield job_info
-            elif outcome is Outcome.SUCCESS:
-                self._finish_success(job_info)
-            else:
-                self._finish_failure(job_info, state)
         youngest = min(now - j.aux["submitted"] for j in due)
         self._interval = next_status_interval(youngest, self.settings.max_status_interval)
         self.next_seconds_between_status_checks = self._interval
+
+    def _settle(self, job_info: SubmittedJobInfo, state: JobState) -> bool:
+        """Act on a job's state: report it when it ended; True while it is active."""
+        outcome = state.outcome
+        if outcome is None:
+            if state.state not in self._warned_states:
+                self._warned_states.add(state.state)
+                self.logger.warning(
+                    f"kindslurm: Slurm reports state {state.raw_state!r} which this "
+                    "plugin does not know; the job is treated as still running."
+                )
+            return True
+        if outcome is Outcome.RUNNING:
+            return True
+        if outcome is Outcome.SUCCESS:
+            self._finish_success(job_info)
+        else:
+            self._finish_failure(job_info, state)
+        return False
+
+    def _query_squeue(self, jobs: list[SubmittedJobInfo]) -> dict[str, JobState]:
+        """squeue's word on jobs sacct has not listed for too long ({} if it fails)."""
+        ids = [str(j.external_jobid) for j in jobs]
+        self.status_queries += 1
+        try:
+            result = process.run(build_squeue_jobs_argv("squeue", ids), timeout=60, check=False)
+        except process.CommandError as err:
+            self.logger.warning(f"kindslurm: squeue failed:\n{err.describe()}")
+            return {}
+        if not squeue_answered(result.returncode, result.output):
+            return {}
+        return {k: v for k, v in parse_squeue(result.stdout).items() if k in ids}
 
     def _missing_too_long(self, job_info: SubmittedJobInfo, now: float) -> bool:
         if job_info.aux["missing"] is None:
@@ -446,8 +482,8 @@ class Executor(RemoteExecutor):
         self.report_job_error(
             job_info,
             msg=(
-                f"Slurm job {jobid} was not listed by {self.status_command} for more than "
-                f"{self.settings.missing_job_timeout:g} s, so its outcome is unknown "
+                f"Slurm job {jobid} was not listed by {self.status_command} (nor by squeue) "
+                f"for more than {self.settings.missing_job_timeout:g} s, so its outcome is unknown "
                 f"(check `sacct -j {jobid}`; raise --kindslurm-missing-job-timeout if "
                 f"accounting lags on this cluster). Log: {job_info.aux['logfile']}. "
             ),

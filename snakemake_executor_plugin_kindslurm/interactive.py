@@ -334,8 +334,7 @@ def query_job(job_id: str) -> JobState | None:
 def squeue_active(job_id: str, squeue: str = "squeue") -> bool | None:
     """True while squeue lists the job as active (COMPLETING included: its
     processes, the runner's cleanup among them, still run); None if squeue failed."""
-    from .clusters import build_squeue_jobs_argv
-    from .slurm.status import Outcome, parse_squeue
+    from .slurm.status import Outcome, build_squeue_jobs_argv, parse_squeue
 
     try:
         result = process.run(build_squeue_jobs_argv(squeue, [job_id]), timeout=60, check=False)

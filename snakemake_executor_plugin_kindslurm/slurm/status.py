@@ -194,6 +194,23 @@ def build_squeue_argv(squeue: str, job_name: str, user: str) -> list[str]:
     ]
 
 
+def build_squeue_jobs_argv(squeue: str, job_ids: Iterable[str]) -> list[str]:
+    """squeue for given job ids, whatever their state: it still lists jobs sacct
+    does not (held, or not yet eligible, or accounting lagging)."""
+    return [
+        squeue,
+        "--noheader",
+        "--states=all",
+        f"--jobs={','.join(job_ids)}",
+        "--format=%i|%T|%r",
+    ]
+
+
+def squeue_answered(returncode: int, output: str) -> bool:
+    """squeue exits 1 for a single id it does not know: that is an answer too."""
+    return returncode == 0 or "invalid job id" in output.lower()
+
+
 _EXIT = re.compile(r"^(\d+):(\d+)$")
 _JOBID = re.compile(r"^\d+(?:_\d+)?$")
 

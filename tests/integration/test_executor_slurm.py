@@ -118,6 +118,52 @@ def test_job_slurm_can_never_start_fails_fast_instead_of_hanging(tmp_path: Path)
     assert squeue_jobs(run_name) == []  # cancelled, not left pending
 
 
+def test_held_job_is_waited_for_not_given_up(tmp_path: Path) -> None:
+    """sacct does not list a held job (nor one whose --begin is ahead); squeue
+    does. Past the missing-job timeout the executor must ask squeue, keep
+    waiting, and finish the job once it is released."""
+    wd = write_workflow(
+        tmp_path / "wf",
+        """
+        rule held:
+            output: "held.txt"
+            resources: kind_cluster=0, slurm_extra="--hold"
+            shell: "touch {output}"
+        """,
+    )
+    proc = subprocess.Popen(
+        snakemake_argv(wd, "--kindslurm-missing-job-timeout", "5"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=wd,
+    )  # fmt: skip
+    job = None
+    try:
+
+        def held_job() -> str | None:
+            listing = subprocess.run(
+                ["squeue", "--noheader", "--states=PENDING", "--format=%i|%r|%Z"],
+                capture_output=True, text=True, timeout=30, check=True,
+            ).stdout  # fmt: skip
+            for line in listing.splitlines():
+                jobid, reason, workdir = line.split("|", 2)
+                if workdir == str(wd) and reason == "JobHeldUser":
+                    return jobid
+            return None
+
+        assert wait_until(lambda: held_job() is not None, 60), "the job was not held"
+        job = held_job()
+        time.sleep(15)  # three missing-job timeouts without a word from sacct
+        assert proc.poll() is None, proc.communicate()[0]
+        subprocess.run(["scontrol", "release", str(job)], check=True, timeout=30)
+        output = proc.communicate(timeout=300)[0]
+        assert proc.returncode == 0, output
+        assert (wd / "held.txt").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if job:
+            subprocess.run(["scancel", job], capture_output=True, timeout=30)
+
+
 HOSTILE = [
     "with space",
     "it's",

@@ -27,7 +27,11 @@ from snakemake_executor_plugin_kindslurm.clusters import (
     Verdict,
 )
 from snakemake_executor_plugin_kindslurm.kind.naming import StateRecord
-from snakemake_executor_plugin_kindslurm.slurm.status import JobState, parse_sacct
+from snakemake_executor_plugin_kindslurm.slurm.status import (
+    JobState,
+    build_squeue_jobs_argv,
+    parse_sacct,
+)
 from snakemake_executor_plugin_kindslurm.spec import RunnerSpec
 
 DATA = Path(__file__).parent.parent / "data" / "cli"
@@ -225,7 +229,7 @@ def test_job_state_argvs() -> None:
         "sacct", "--allocations", "--parsable2", "--noheader",
         "--format=JobID,State,ExitCode", "--jobs=121,120_1",
     ]  # fmt: skip
-    assert clusters.build_squeue_jobs_argv("squeue", ["177"]) == [
+    assert build_squeue_jobs_argv("squeue", ["177"]) == [
         "squeue", "--noheader", "--states=all", "--jobs=177", "--format=%i|%T|%r",
     ]  # fmt: skip
 
@@ -236,7 +240,7 @@ def result(argv: list[str], code: int, stdout: str = "", stderr: str = "") -> pr
 
 def test_query_job_states_asks_squeue_only_for_what_sacct_missed() -> None:
     sacct = clusters.build_sacct_jobs_argv("sacct", ["112", "177", "120_1"])
-    squeue = clusters.build_squeue_jobs_argv("squeue", ["177"])
+    squeue = build_squeue_jobs_argv("squeue", ["177"])
     answers = {
         tuple(sacct): result(sacct, 0, read("sacct-jobs.txt")),
         tuple(squeue): result(squeue, 0, read("squeue-jobs.txt")),
@@ -253,7 +257,7 @@ def test_query_job_states_asks_squeue_only_for_what_sacct_missed() -> None:
 
 def test_query_job_states_unknown_single_id_is_an_answer() -> None:
     sacct = clusters.build_sacct_jobs_argv("sacct", ["99999"])
-    squeue = clusters.build_squeue_jobs_argv("squeue", ["99999"])
+    squeue = build_squeue_jobs_argv("squeue", ["99999"])
     answers = {
         tuple(sacct): result(sacct, 0, ""),
         tuple(squeue): result(squeue, 1, "", read("squeue-invalid-job.txt")),

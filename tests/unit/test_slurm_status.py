@@ -249,3 +249,22 @@ def test_recorded_pending_reasons_from_real_slurm():
     }
     never = {k for k, s in states.items() if s.never_starts is not None}
     assert never == {"1947", "1948"}
+
+
+def test_squeue_by_id_and_what_counts_as_an_answer():
+    from snakemake_executor_plugin_kindslurm.slurm.status import (
+        build_squeue_jobs_argv,
+        squeue_answered,
+    )
+
+    assert build_squeue_jobs_argv("squeue", ["7", "8"]) == [
+        "squeue", "--noheader", "--states=all", "--jobs=7,8", "--format=%i|%T|%r",
+    ]  # fmt: skip
+    assert squeue_answered(0, "")
+    assert squeue_answered(1, "slurm_load_jobs error: Invalid job id specified")
+    assert not squeue_answered(1, "slurm_load_jobs error: Unable to contact slurm controller")
+    held = parse_squeue("2170|PENDING|JobHeldUser\n2171|PENDING|BeginTime\n")
+    assert {k: (s.outcome, s.never_starts) for k, s in held.items()} == {
+        "2170": (Outcome.RUNNING, None),
+        "2171": (Outcome.RUNNING, None),
+    }
