@@ -415,10 +415,7 @@ class Executor(RemoteExecutor):
                 else:
                     yield job_info
                 continue
-            job_info.aux["missing"] = None
-            if state.never_starts is not None:
-                await asyncio.to_thread(self._fail_never_starts, job_info, state)
-            elif self._settle(job_info, state):
+            if await self._act(job_info, state):
                 yield job_info
         if overdue:
             # sacct does not list held jobs or jobs whose --begin is still ahead;
@@ -430,17 +427,22 @@ class Executor(RemoteExecutor):
                 if state is None:
                     self._report_missing(job_info)
                     continue
-                job_info.aux["missing"] = None
-                if state.never_starts is not None:
-                    await asyncio.to_thread(self._fail_never_starts, job_info, state)
-                elif self._settle(job_info, state):
+                if await self._act(job_info, state):
                     yield job_info
         youngest = min(now - j.aux["submitted"] for j in due)
         self._interval = next_status_interval(youngest, self.settings.max_status_interval)
         self.next_seconds_between_status_checks = self._interval
 
+    async def _act(self, job_info: SubmittedJobInfo, state: JobState) -> bool:
+        """Act on the state Slurm gave for a job; True while it is still active."""
+        job_info.aux["missing"] = None
+        if state.never_starts is not None:
+            await asyncio.to_thread(self._fail_never_starts, job_info, state)
+            return False
+        return self._settle(job_info, state)
+
     def _settle(self, job_info: SubmittedJobInfo, state: JobState) -> bool:
-        """Act on a job's state: report it when it ended; True while it is active."""
+        """Report a job that ended (True while it is active)."""
         outcome = state.outcome
         if outcome is None:
             if state.state not in self._warned_states:

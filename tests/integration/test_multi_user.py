@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -42,59 +43,63 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("slurm")]
 USERS = ("kstest", "kstest2")
 SERVICE_GROUP = "kindslurm-podman"
 
+
+def _k8s_workflow(script: str) -> str:
+    """A Snakefile whose one job (rule k8s, a Kind cluster) runs script and
+    writes result.txt. Braces in script are Snakemake's (double them)."""
+    body = textwrap.indent(textwrap.dedent(script).strip("\n"), " " * 8)
+    return (
+        'rule all:\n    input: "result.txt"\n\n'
+        'rule k8s:\n    output: "result.txt"\n    resources: mem_mb=400\n'
+        f"    threads: 1\n    shell:\n        '''\n{body}\n        '''\n"
+    )
+
+
 # Placeholders @BARRIER@, @OTHER@ and @KINDSLURM@ are filled in by the test;
 # braces are doubled for Snakemake's own formatting of `shell:`.
-SNAKEFILE = """
-rule all:
-    input: "result.txt"
-
-rule k8s:
-    output: "result.txt"
-    resources: mem_mb=400
-    threads: 1
-    shell:
-        '''
-        me=$(id -un)
-        node="$K8S_CLUSTER_NAME-control-plane"
-        # 1. announce this cluster and kubeconfig to the other user, then wait
-        #    (bounded) for theirs: from here on both clusters exist at once.
-        echo "$K8S_CLUSTER_NAME $KUBECONFIG" > @BARRIER@/$me.tmp
-        mv @BARRIER@/$me.tmp @BARRIER@/$me
-        i=0
-        until [ -e @BARRIER@/@OTHER@ ]; do
-            i=$((i + 1)); [ $i -lt 600 ] || {{ echo "no sign of @OTHER@" >&2; exit 3; }}
-            sleep 0.2
-        done
-        read -r other_name other_kubeconfig < @BARRIER@/@OTHER@
-        label='{{{{index .Config.Labels "io.kindslurm.user"}}}}'
-        # 2. what this user sees
-        {{
-          echo "user $me"
-          echo "cluster $K8S_CLUSTER_NAME"
-          echo "kubeconfig_dir $(stat -c '%U %a' "$(dirname "$KUBECONFIG")")"
-          echo "context $(kubectl config current-context)"
-          echo "server $(kubectl --context "$K8S_CLUSTER_NAME" config view --minify -o jsonpath='{{.clusters[0].cluster.server}}')"
-          echo "own_label $(podman inspect --format "$label" "$node")"
-          echo "other_cluster $other_name"
-          echo "other_label $(podman inspect --format "$label" "$other_name-control-plane")"
-          if cat "$other_kubeconfig" > /dev/null 2>&1; then
-              echo "other_kubeconfig readable"
-          else
-              echo "other_kubeconfig denied"
-          fi
-          echo "listed $(@KINDSLURM@ list --json | tr -d ' \\n')"
-        }} > facts.txt
-        podman exec "$node" sh -c 'echo "written in $(hostname)" > /app/from-node.txt'
-        # 3. hold on until the other user has looked at this cluster too
-        touch @BARRIER@/$me.done
-        i=0
-        until [ -e @BARRIER@/@OTHER@.done ]; do
-            i=$((i + 1)); [ $i -lt 600 ] || {{ echo "@OTHER@ never finished looking" >&2; exit 4; }}
-            sleep 0.2
-        done
-        cat facts.txt from-node.txt > {output}
-        '''
+SNAKEFILE = _k8s_workflow(
+    """
+me=$(id -un)
+node="$K8S_CLUSTER_NAME-control-plane"
+# 1. announce this cluster and kubeconfig to the other user, then wait
+#    (bounded) for theirs: from here on both clusters exist at once.
+echo "$K8S_CLUSTER_NAME $KUBECONFIG" > @BARRIER@/$me.tmp
+mv @BARRIER@/$me.tmp @BARRIER@/$me
+i=0
+until [ -e @BARRIER@/@OTHER@ ]; do
+    i=$((i + 1)); [ $i -lt 600 ] || {{ echo "no sign of @OTHER@" >&2; exit 3; }}
+    sleep 0.2
+done
+read -r other_name other_kubeconfig < @BARRIER@/@OTHER@
+label='{{{{index .Config.Labels "io.kindslurm.user"}}}}'
+# 2. what this user sees
+{{
+  echo "user $me"
+  echo "cluster $K8S_CLUSTER_NAME"
+  echo "kubeconfig_dir $(stat -c '%U %a' "$(dirname "$KUBECONFIG")")"
+  echo "context $(kubectl config current-context)"
+  echo "server $(kubectl --context "$K8S_CLUSTER_NAME" config view --minify -o jsonpath='{{.clusters[0].cluster.server}}')"
+  echo "own_label $(podman inspect --format "$label" "$node")"
+  echo "other_cluster $other_name"
+  echo "other_label $(podman inspect --format "$label" "$other_name-control-plane")"
+  if cat "$other_kubeconfig" > /dev/null 2>&1; then
+      echo "other_kubeconfig readable"
+  else
+      echo "other_kubeconfig denied"
+  fi
+  echo "listed $(@KINDSLURM@ list --json | tr -d ' \\n')"
+}} > facts.txt
+podman exec "$node" sh -c 'echo "written in $(hostname)" > /app/from-node.txt'
+# 3. hold on until the other user has looked at this cluster too
+touch @BARRIER@/$me.done
+i=0
+until [ -e @BARRIER@/@OTHER@.done ]; do
+    i=$((i + 1)); [ $i -lt 600 ] || {{ echo "@OTHER@ never finished looking" >&2; exit 4; }}
+    sleep 0.2
+done
+cat facts.txt from-node.txt > {output}
 """
+)
 
 
 def _service_url() -> str:
@@ -228,52 +233,36 @@ def test_two_users_have_concurrent_private_clusters(shared_dir: Path, kind_ready
 # The victim's job announces its cluster and then only waits to be cancelled;
 # the survivor's job waits until the victim's node is gone and then uses its own
 # cluster: cancelling one user's job must remove that cluster and no other.
-VICTIM = """
-rule all:
-    input: "result.txt"
-
-rule k8s:
-    output: "result.txt"
-    resources: mem_mb=400
-    threads: 1
-    shell:
-        '''
-        echo "$K8S_CLUSTER_NAME" > @BARRIER@/$(id -un).tmp
-        mv @BARRIER@/$(id -un).tmp @BARRIER@/$(id -un)
-        sleep 600
-        touch {output}
-        '''
+VICTIM = _k8s_workflow(
+    """
+echo "$K8S_CLUSTER_NAME" > @BARRIER@/$(id -un).tmp
+mv @BARRIER@/$(id -un).tmp @BARRIER@/$(id -un)
+sleep 600
+touch {output}
 """
+)
 
-SURVIVOR = """
-rule all:
-    input: "result.txt"
-
-rule k8s:
-    output: "result.txt"
-    resources: mem_mb=400
-    threads: 1
-    shell:
-        '''
-        echo "$K8S_CLUSTER_NAME" > @BARRIER@/$(id -un).tmp
-        mv @BARRIER@/$(id -un).tmp @BARRIER@/$(id -un)
-        i=0
-        until [ -e @BARRIER@/@OTHER@ ]; do
-            i=$((i + 1)); [ $i -lt 600 ] || {{ echo "no sign of @OTHER@" >&2; exit 3; }}
-            sleep 0.2
-        done
-        read -r other_name < @BARRIER@/@OTHER@
-        i=0
-        while podman container exists "$other_name-control-plane"; do
-            i=$((i + 1)); [ $i -lt 900 ] || {{ echo "$other_name is still there" >&2; exit 4; }}
-            sleep 0.2
-        done
-        podman exec "$K8S_CLUSTER_NAME-control-plane" sh -c 'echo still-here > /app/after.txt'
-        echo "other_gone $other_name" > {output}
-        echo "mine $K8S_CLUSTER_NAME $(kubectl config current-context)" >> {output}
-        cat after.txt >> {output}
-        '''
+SURVIVOR = _k8s_workflow(
+    """
+echo "$K8S_CLUSTER_NAME" > @BARRIER@/$(id -un).tmp
+mv @BARRIER@/$(id -un).tmp @BARRIER@/$(id -un)
+i=0
+until [ -e @BARRIER@/@OTHER@ ]; do
+    i=$((i + 1)); [ $i -lt 600 ] || {{ echo "no sign of @OTHER@" >&2; exit 3; }}
+    sleep 0.2
+done
+read -r other_name < @BARRIER@/@OTHER@
+i=0
+while podman container exists "$other_name-control-plane"; do
+    i=$((i + 1)); [ $i -lt 900 ] || {{ echo "$other_name is still there" >&2; exit 4; }}
+    sleep 0.2
+done
+podman exec "$K8S_CLUSTER_NAME-control-plane" sh -c 'echo still-here > /app/after.txt'
+echo "other_gone $other_name" > {output}
+echo "mine $K8S_CLUSTER_NAME $(kubectl config current-context)" >> {output}
+cat after.txt >> {output}
 """
+)
 
 
 def test_cancelling_one_users_job_leaves_the_other_users_cluster_alone(
@@ -409,16 +398,7 @@ def _active(job: str) -> bool:
     return proc.returncode == 0 and proc.stdout.strip() != ""
 
 
-LOCKED = """
-rule all:
-    input: "result.txt"
-
-rule k8s:
-    output: "result.txt"
-    resources: mem_mb=400
-    threads: 1
-    shell: 'echo "$K8S_CLUSTER_NAME" > {output}'
-"""
+LOCKED = _k8s_workflow("""echo "$K8S_CLUSTER_NAME" > {output}\n""")
 STAMP = re.compile(r"^\[kindslurm (\S+)\] create: (.*)$", re.M)
 
 
