@@ -25,37 +25,18 @@ class Outcome(enum.Enum):
 # Slurm's states (sacct and squeue spell them the same way).
 ACTIVE_STATES = frozenset(
     {
-        "PENDING",
-        "RUNNING",
-        "COMPLETING",
-        "CONFIGURING",
-        "SUSPENDED",
-        "REQUEUED",
-        "REQUEUE_FED",
-        "REQUEUE_HOLD",
-        "RESIZING",
-        "SIGNALING",
-        "STAGE_OUT",
-        "STOPPED",
-        "RESV_DEL_HOLD",
-        "SPECIAL_EXIT_HOLD",
+        "PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "REQUEUED",
+        "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
+        "RESV_DEL_HOLD", "SPECIAL_EXIT_HOLD",
     }
-)
+)  # fmt: skip
 SUCCESS_STATES = frozenset({"COMPLETED"})
 FAILED_STATES = frozenset(
     {
-        "FAILED",
-        "CANCELLED",
-        "TIMEOUT",
-        "OUT_OF_MEMORY",
-        "NODE_FAIL",
-        "PREEMPTED",
-        "BOOT_FAIL",
-        "DEADLINE",
-        "REVOKED",
-        "SPECIAL_EXIT",
+        "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
+        "BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT",
     }
-)
+)  # fmt: skip
 
 STATE_EXPLANATIONS = {
     "FAILED": "the job exited with a non-zero code",
