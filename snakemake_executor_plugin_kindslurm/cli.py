@@ -11,8 +11,8 @@
                                                  install and start a single-node Slurm (CI)
 
 Every command has `--help`. Cluster options (--node-image, --kind-config,
---provider, --kind-path, --kubectl-path, --runtime-path, --create-timeout,
---keep-cluster-on-failure, --create-lock, --skip-preflight,
+--provider, --kind-path, --kubectl-path, --runtime-path, --runtime-host,
+--create-timeout, --keep-cluster-on-failure, --create-lock, --skip-preflight,
 --preload-images) mean what the executor settings of the same names mean.
 
 Exit codes: 0 success; `run` exits with SCRIPT's own code (128+N after
@@ -151,6 +151,11 @@ def _runtime_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--runtime-path", help="the podman/docker binary (default: the provider's name)"
     )
+    group.add_argument(
+        "--runtime-host", metavar="URL",
+        help="a runtime service to use instead of the local runtime, e.g. "
+        "unix:///run/podman-kind/podman.sock (sets CONTAINER_HOST, or DOCKER_HOST for docker)",
+    )  # fmt: skip
     return parent
 
 
@@ -785,6 +790,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    host = getattr(args, "runtime_host", None)
+    if host is not None:
+        from .kind.cluster import RUNTIME_HOST, service_variable
+
+        if not RUNTIME_HOST.match(host):
+            parser.error(f"--runtime-host {host!r} is not a URL like unix:///path/to/socket")
+        # kind, the runtime, the runner and the workload all read it from here
+        os.environ[service_variable(args.provider)] = host
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="kindslurm: %(message)s")
     try:

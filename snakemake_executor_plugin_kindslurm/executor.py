@@ -27,6 +27,7 @@ from snakemake_interface_executor_plugins.utils import (
 )
 
 from . import process
+from .kind.cluster import service_variable
 from .settings import DEFAULT_LOGDIR, ExecutorSettings
 from .slurm.cancel import build_scancel_argv
 from .slurm.environment import clean_slurm_environment
@@ -247,7 +248,7 @@ class Executor(RemoteExecutor):
             result = process.run(
                 argv,
                 input=script,
-                env=clean_slurm_environment(os.environ),
+                env=job_environment(os.environ, self.settings.provider, self.settings.runtime_host),
                 timeout=120,
                 hint="",
             )
@@ -558,6 +559,17 @@ class Executor(RemoteExecutor):
 
     def get_python_executable(self) -> str:
         return sys.executable
+
+
+def job_environment(
+    environ: Mapping[str, str], provider: str, runtime_host: str | None
+) -> dict[str, str]:
+    """What sbatch passes on to the job: ours minus SLURM_*/SBATCH_*, plus the
+    runtime service of --kindslurm-runtime-host as CONTAINER_HOST/DOCKER_HOST. Pure."""
+    env = clean_slurm_environment(environ)
+    if runtime_host:
+        env[service_variable(provider)] = runtime_host
+    return env
 
 
 def remove_log(logfile: str, logdir: str) -> None:

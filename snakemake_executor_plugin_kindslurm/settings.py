@@ -13,6 +13,8 @@ from typing import Optional
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import ExecutorSettingsBase
 
+from .kind.cluster import RUNTIME_HOST
+
 PROVIDERS = ("podman", "docker")
 STATUS_COMMANDS = ("auto", "sacct", "squeue")
 DEFAULT_LOGDIR = os.path.join(".snakemake", "kindslurm_logs")
@@ -57,6 +59,15 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=None,
         metadata=_meta(
             "The container runtime binary (podman or docker). Default: the provider's name."
+        ),
+    )
+    runtime_host: Optional[str] = field(
+        default=None,
+        metadata=_meta(
+            "URL of a container runtime service that Kind and the rules use instead of "
+            "the local runtime, e.g. unix:///run/podman-kind/podman.sock (a rootful "
+            "Podman service shared by a group). Every job gets it as CONTAINER_HOST "
+            "(podman) or DOCKER_HOST (docker). Default: whatever the environment says."
         ),
     )
     create_timeout: int = field(
@@ -189,6 +200,12 @@ def validate_settings(settings: ExecutorSettings) -> None:
                 f"--kindslurm-kind-config {settings.kind_config!r}: no such file; "
                 "give the path of a Kind cluster config (kind.x-k8s.io/v1alpha4)"
             )
+    if settings.runtime_host is not None and not RUNTIME_HOST.match(settings.runtime_host):
+        raise WorkflowError(
+            f"--kindslurm-runtime-host {settings.runtime_host!r} is not a runtime service "
+            "URL; give e.g. unix:///run/podman-kind/podman.sock (or tcp://HOST:PORT, "
+            "ssh://USER@HOST/PATH)"
+        )
     if settings.sbatch_extra:
         try:
             shlex.split(settings.sbatch_extra)

@@ -12,6 +12,7 @@ import enum
 import hashlib
 import ipaddress
 import os
+import re
 import shlex
 import struct
 import time
@@ -34,6 +35,8 @@ LOAD_TIMEOUT = 300.0
 # The variable that points each provider's CLI (and kind through it) at a
 # runtime service instead of the local engine.
 SERVICE_VARIABLES = {"podman": "CONTAINER_HOST", "docker": "DOCKER_HOST"}
+# What Podman's --url / CONTAINER_HOST and Docker's DOCKER_HOST accept.
+RUNTIME_HOST = re.compile(r"^(unix|tcp|ssh)://\S+$")
 
 
 def service_variable(provider: str) -> str:

@@ -75,6 +75,7 @@ label='{{{{index .Config.Labels "io.kindslurm.user"}}}}'
 # 2. what this user sees
 {{
   echo "user $me"
+  echo "container_host $CONTAINER_HOST"
   echo "cluster $K8S_CLUSTER_NAME"
   echo "kubeconfig_dir $(stat -c '%U %a' "$(dirname "$KUBECONFIG")")"
   echo "context $(kubectl config current-context)"
@@ -159,18 +160,30 @@ def shared_dir(kind_ready: str) -> Iterator[Path]:
 
 
 def _start_workflow(
-    user: str, workdir: Path, snakefile: str, url: str, image: str, *extra: str
+    user: str,
+    workdir: Path,
+    snakefile: str,
+    url: str,
+    image: str,
+    *extra: str,
+    via_setting: bool = False,
 ) -> subprocess.Popen[str]:
     """`snakemake --executor kindslurm` as user, in workdir (made theirs), with
-    the shared service as CONTAINER_HOST and nothing of root's environment that
-    would point elsewhere."""
+    the shared service as CONTAINER_HOST (or, via_setting, as
+    --kindslurm-runtime-host with CONTAINER_HOST unset) and nothing of root's
+    environment that would point elsewhere."""
     entry = pwd.getpwnam(user)
     write_workflow(workdir, snakefile)
     for path in [workdir, *workdir.rglob("*")]:
         os.chown(path, entry.pw_uid, entry.pw_gid)
-    env = [f"HOME={entry.pw_dir}", f"USER={user}", f"CONTAINER_HOST={url}"]
+    env = [f"HOME={entry.pw_dir}", f"USER={user}"]
+    if via_setting:
+        extra = (*extra, "--kindslurm-runtime-host", url)
+    else:
+        env.append(f"CONTAINER_HOST={url}")
     return subprocess.Popen(
-        ["runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u", "TMPDIR", *env,
+        ["runuser", "-u", user, "--", "env", "-u", "XDG_RUNTIME_DIR", "-u", "TMPDIR",
+         "-u", "CONTAINER_HOST", *env,
          *snakemake_argv(workdir, "--kindslurm-node-image", image, *extra, jobs=1)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=workdir,
     )  # fmt: skip
@@ -192,7 +205,10 @@ def test_two_users_have_concurrent_private_clusters(shared_dir: Path, kind_ready
     for user, other in (USERS, USERS[::-1]):
         workdirs[user] = shared_dir / user
         snakefile = _fill(SNAKEFILE, barrier=barrier, other=other, kindslurm=kindslurm)
-        procs[user] = _start_workflow(user, workdirs[user], snakefile, url, kind_ready)
+        # kstest exports CONTAINER_HOST; kstest2 has the setting (as a site profile would)
+        procs[user] = _start_workflow(
+            user, workdirs[user], snakefile, url, kind_ready, via_setting=user == USERS[1]
+        )
     outputs = {user: proc.communicate(timeout=600)[0] for user, proc in procs.items()}
     for user, proc in procs.items():
         assert proc.returncode == 0, f"{user}'s workflow failed:\n{outputs[user]}"
@@ -209,6 +225,7 @@ def test_two_users_have_concurrent_private_clusters(shared_dir: Path, kind_ready
     for user in USERS:
         mine = facts[user]
         assert mine["user"] == user
+        assert mine["container_host"] == url  # from the environment or from the setting
         # labels: every node says whose it is, seen by its owner and by the other
         assert mine["own_label"] == user
         other = USERS[1 - USERS.index(user)]
@@ -378,7 +395,8 @@ def test_gc_finds_a_users_orphan_only_through_the_service_it_was_made_in(
         assert Path(record_path).exists() and Path(record["tempdir"]).is_dir()
         assert kind_node_containers(name) == [f"{name}-control-plane"]
         # Through the service: an orphan, deleted with its record and temp dir.
-        seeing = _as_user(owner, url, kindslurm, "gc", "--yes", cwd=wd)
+        # the service by option this time (kindslurm --runtime-host), not by environment
+        seeing = _as_user(owner, None, kindslurm, "gc", "--yes", "--runtime-host", url, cwd=wd)
         assert seeing.returncode == 0, seeing.stderr
         assert f"deleted {name} (job {job} ended: " in seeing.stdout, seeing.stdout
         assert kind_node_containers(name) == []

@@ -804,3 +804,22 @@ def test_ci_setup_runs_the_packaged_test_bed_scripts_in_order() -> None:
     ]
     # The same scripts the test suite uses ship inside the package.
     assert (TESTBED / "slurm.sh").is_file() and (TESTBED / "kind.sh").is_file()
+
+
+def test_runtime_host_option_reaches_every_command_through_the_environment(monkeypatch):
+    from snakemake_executor_plugin_kindslurm import cli
+
+    # setenv records the variable's state, so the test's own change is undone too
+    monkeypatch.setenv("CONTAINER_HOST", "unix:///before.sock")
+    seen = {}
+
+    def fake_doctor(args):
+        seen["env"] = os.environ.get("CONTAINER_HOST")
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_doctor", fake_doctor)  # main() builds its parser anew
+    assert cli.main(["doctor", "--runtime-host", "unix:///run/p.sock"]) == 0
+    assert seen["env"] == "unix:///run/p.sock"
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["doctor", "--runtime-host", "/run/p.sock"])
+    assert usage.value.code == 2

@@ -28,8 +28,16 @@ def test_requote_leaves_args_alone_when_flag_absent():
 
 @pytest.mark.parametrize(
     ("value", "wanted"),
-    [(0, False), (1, True), ("0", False), ("1", True), ("true", True), ("no", False),
-     (True, True), (False, False)],
+    [
+        (0, False),
+        (1, True),
+        ("0", False),
+        ("1", True),
+        ("true", True),
+        ("no", False),
+        (True, True),
+        (False, False),
+    ],
 )
 def test_kind_cluster_values(value, wanted):
     assert kind_cluster_wanted("r", {"kind_cluster": value}) is wanted
@@ -54,9 +62,11 @@ def test_group_with_one_cluster_rule_gets_its_resources():
     from snakemake_executor_plugin_kindslurm.executor import cluster_resources
 
     chosen = cluster_resources(
-        [("prep", {"kind_cluster": 0, "kind_node_image": "ignored"}),
-         ("k8s", {"kind_node_image": "img:1", "kind_config": "c.yaml"}),
-         ("k8s2", {"kind_node_image": "img:1"})]
+        [
+            ("prep", {"kind_cluster": 0, "kind_node_image": "ignored"}),
+            ("k8s", {"kind_node_image": "img:1", "kind_config": "c.yaml"}),
+            ("k8s2", {"kind_node_image": "img:1"}),
+        ]
     )
     assert chosen == {"kind_node_image": "img:1", "kind_config": "c.yaml"}
 
@@ -74,16 +84,37 @@ def test_split_image_list(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert split_image_list(None) == []
     assert split_image_list(" img.tar , localhost/app:1,,docker.io/x/y ") == [
-        str(tmp_path / "img.tar"), "localhost/app:1", "docker.io/x/y",
+        str(tmp_path / "img.tar"),
+        "localhost/app:1",
+        "docker.io/x/y",
     ]
 
 
 @pytest.mark.parametrize(
     ("age", "maximum", "expected"),
-    [(0.5, 30.0, 3.0), (10.0, 30.0, 3.0), (75.0, 30.0, 7.5), (5000.0, 30.0, 30.0),
-     (100.0, 2.0, 2.0)],
+    [
+        (0.5, 30.0, 3.0),
+        (10.0, 30.0, 3.0),
+        (75.0, 30.0, 7.5),
+        (5000.0, 30.0, 30.0),
+        (100.0, 2.0, 2.0),
+    ],
 )
 def test_status_interval_follows_job_age(age, maximum, expected):
     from snakemake_executor_plugin_kindslurm.executor import next_status_interval
 
     assert next_status_interval(age, maximum) == pytest.approx(expected)
+
+
+def test_job_environment_sets_the_runtime_service_of_the_provider():
+    from snakemake_executor_plugin_kindslurm.executor import job_environment
+
+    environ = {"PATH": "/bin", "SLURM_JOB_ID": "7", "CONTAINER_HOST": "unix:///mine.sock"}
+    assert job_environment(environ, "podman", None) == {
+        "PATH": "/bin", "CONTAINER_HOST": "unix:///mine.sock",
+    }  # fmt: skip
+    assert job_environment(environ, "podman", "unix:///shared.sock")["CONTAINER_HOST"] == (
+        "unix:///shared.sock"
+    )
+    docker = job_environment({"PATH": "/bin"}, "docker", "tcp://h:2375")
+    assert docker == {"PATH": "/bin", "DOCKER_HOST": "tcp://h:2375"}

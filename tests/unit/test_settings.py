@@ -31,6 +31,8 @@ def test_every_field_has_help_default_and_a_type_snakemake_understands():
         ({"max_status_interval": -1}, "--kindslurm-max-status-interval"),
         ({"kind_config": "/nonexistent/kind.yaml"}, "no such file"),
         ({"sbatch_extra": "--qos='x"}, "cannot be parsed"),
+        ({"runtime_host": "/run/podman.sock"}, "--kindslurm-runtime-host"),
+        ({"runtime_host": "unix://"}, "not a runtime service URL"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, message):
@@ -41,3 +43,10 @@ def test_bad_settings_are_refused(kwargs, message):
 def test_defaults_are_valid():
     s = ExecutorSettings()
     assert (s.provider, s.status_command, s.cleanup_grace_seconds) == ("podman", "auto", 60)
+
+
+@pytest.mark.parametrize(
+    "url", ["unix:///run/podman-kind/podman.sock", "tcp://10.0.0.5:8888", "ssh://u@h/run/p.sock"]
+)
+def test_runtime_host_urls_podman_and_docker_accept(url):
+    assert ExecutorSettings(runtime_host=url).runtime_host == url
