@@ -51,11 +51,12 @@ nodes:
 
 PROBE_RULE = """
 rule probe:
-    output: "probe/scontrol.txt", "probe/script.txt"
+    output: "probe/scontrol.txt", "probe/script.txt", "probe/docker_host.txt"
     resources: kind_cluster=0, mem_mb=200, runtime=5
     shell:
         "scontrol show job $SLURM_JOB_ID > {output[0]} && "
-        "scontrol write batch_script $SLURM_JOB_ID - > {output[1]}"
+        "scontrol write batch_script $SLURM_JOB_ID - > {output[1]} && "
+        "echo ${{DOCKER_HOST:-unset}} > {output[2]}"
 """
 
 
@@ -68,6 +69,8 @@ def non_default_settings(workdir: Path) -> dict[str, Any]:
         "kind_path": "/opt/kindslurm/bin/kind",
         "kubectl_path": "/opt/kindslurm/bin/kubectl",
         "runtime_path": "/opt/kindslurm/bin/docker",
+        # provider docker: the jobs get it as DOCKER_HOST
+        "runtime_host": "unix:///run/kindslurm-profile/docker.sock",
         "create_timeout": 123,
         "keep_cluster_on_failure": True,
         "preload_images": "images/a.tar,localhost/b:1",
@@ -270,6 +273,9 @@ def test_profile_settings_take_effect_on_slurm(tmp_path: Path) -> None:
     }  # fmt: skip
     assert spec["preload_images"] == [str(workdir / "images" / "a.tar"), "localhost/b:1"]
     assert (spec["workload_term_timeout"], spec["delete_timeout"]) == (9.0, 18.0)
+    # runtime-host reached the job's environment as the provider's variable.
+    docker_host = (workdir / "probe" / "docker_host.txt").read_text().strip()
+    assert docker_host == settings["runtime_host"]
 
 
 @pytest.mark.usefixtures("slurm")
