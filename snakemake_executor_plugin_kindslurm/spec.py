@@ -70,6 +70,9 @@ class RunnerSpec:
         return cls(**data)
 
 
+# Preload entries with these endings name an archive file (`kind load
+# image-archive`); anything else is an image name in the runtime's storage.
+# The executor, the CLI and preflight all go by this one list.
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci")
 
 

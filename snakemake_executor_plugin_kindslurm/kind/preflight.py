@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import process
-from ..spec import RunnerSpec
+from ..spec import ARCHIVE_SUFFIXES, RunnerSpec
 from .cluster import runtime_service, service_variable
 
 GIB = 1024**3
@@ -41,10 +41,6 @@ PODMAN_INFO_FORMAT = (
     "version {{.Version.Version}} rootless={{.Host.Security.Rootless}} "
     "cgroups={{.Host.CgroupsVersion}}"
 )
-# Preload entries that name a file (`kind load image-archive`); anything else
-# is an image name in the runtime's local storage. Same suffixes as the
-# executor uses to make archive paths absolute.
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".oci")
 
 
 class Status(enum.Enum):
@@ -123,10 +119,13 @@ class PreflightFacts:
 
     @property
     def rootless(self) -> bool:
-        """Does kind face a rootless runtime? The runtime's answer, else our uid."""
-        if self.runtime_rootless is not None:
-            return self.runtime_rootless
-        return self.euid != 0
+        return is_rootless(self.euid, self.runtime_rootless)
+
+
+def is_rootless(euid: int, answer: bool | None) -> bool:
+    """Does kind face a rootless runtime? The runtime's answer, else our uid
+    (a local Podman is rootless exactly when its user is not root). Pure."""
+    return answer if answer is not None else euid != 0
 
 
 # --------------------------------------------------------------- classify ---
@@ -191,11 +190,11 @@ def classify_cgroups(
 
 
 def classify_xdg_runtime_dir(
-    euid: int, path: str | None, owner: int | None, rootless: bool | None = None
+    rootless: bool, euid: int, path: str | None, owner: int | None
 ) -> CheckResult:
     """Rootless podman keeps its state under XDG_RUNTIME_DIR: set, present, ours."""
     name = "XDG_RUNTIME_DIR"
-    if not (euid != 0 if rootless is None else rootless):
+    if not rootless:
         return CheckResult(name, Status.OK, "rootful runtime: not needed")
     fix = (
         "export XDG_RUNTIME_DIR to a directory you own (mode 0700), the same for "
@@ -351,7 +350,7 @@ def classify_preflight(facts: PreflightFacts) -> list[CheckResult]:
         )
         results.append(
             classify_xdg_runtime_dir(
-                facts.euid, facts.xdg_runtime_dir, facts.xdg_runtime_dir_owner, facts.rootless
+                facts.rootless, facts.euid, facts.xdg_runtime_dir, facts.xdg_runtime_dir_owner
             )
         )
     results.append(
@@ -432,12 +431,10 @@ def version_argvs(spec: RunnerSpec, ask_rootless: bool = False) -> list[tuple[st
     ]
 
 
-def runtime_storage_dir(
-    provider: str, euid: int, environ: Mapping[str, str], rootless: bool | None = None
-) -> str:
+def runtime_storage_dir(provider: str, rootless: bool, environ: Mapping[str, str]) -> str:
     if provider == "docker":
         return "/var/lib/docker"
-    if not (euid != 0 if rootless is None else rootless):
+    if not rootless:
         return "/var/lib/containers/storage"
     data = environ.get("XDG_DATA_HOME") or os.path.join(
         environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
@@ -574,7 +571,7 @@ def gather_preflight_facts(
         tmpdir = environ.get("TMPDIR") or "/tmp"
         binaries = tuple(p.result() for p in probes)
         rootless = _rootless_answer(binaries[-1]) if ask_rootless else None
-        storage = runtime_storage_dir(spec.provider, euid, environ, rootless)
+        storage = runtime_storage_dir(spec.provider, is_rootless(euid, rootless), environ)
         disks = (_disk("runtime storage", storage), _disk("TMPDIR", tmpdir))
         facts = PreflightFacts(
             euid=euid,

@@ -258,7 +258,7 @@ def test_classify_cgroups(
 def test_classify_xdg_runtime_dir(
     euid: int, path: str | None, owner: int | None, status: Status, message: str
 ) -> None:
-    result = classify_xdg_runtime_dir(euid, path, owner)
+    result = classify_xdg_runtime_dir(euid != 0, euid, path, owner)
     assert result.status is status
     assert message in result.message
 
@@ -313,17 +313,16 @@ def test_classify_disk(free: int | None, status: Status) -> None:
 
 
 def test_runtime_storage_dir() -> None:
-    assert runtime_storage_dir("podman", 0, {}) == "/var/lib/containers/storage"
+    assert runtime_storage_dir("podman", False, {}) == "/var/lib/containers/storage"
     assert (
-        runtime_storage_dir("podman", 1000, {"HOME": "/home/a"})
+        runtime_storage_dir("podman", True, {"HOME": "/home/a"})
         == "/home/a/.local/share/containers/storage"
     )
-    assert runtime_storage_dir("podman", 1000, {"XDG_DATA_HOME": "/d"}) == "/d/containers/storage"
-    assert runtime_storage_dir("docker", 1000, {}) == "/var/lib/docker"
+    assert runtime_storage_dir("podman", True, {"XDG_DATA_HOME": "/d"}) == "/d/containers/storage"
+    assert runtime_storage_dir("docker", True, {}) == "/var/lib/docker"
     # a user on a rootful service: the service's storage, not the user's
     assert (
-        runtime_storage_dir("podman", 1000, {"HOME": "/home/a"}, rootless=False)
-        == "/var/lib/containers/storage"
+        runtime_storage_dir("podman", False, {"HOME": "/home/a"}) == "/var/lib/containers/storage"
     )
 
 
@@ -556,3 +555,15 @@ def test_disk_check_walks_up_past_unreadable_or_missing_directories(tmp_path: Pa
     fact = _disk("runtime storage", str(tmp_path / "not" / "yet" / "there"))
     assert fact.free_bytes is not None and fact.free_bytes > 0
     assert fact.path.endswith("/not/yet/there")
+
+
+@pytest.mark.parametrize(
+    ("euid", "answer", "expected"),
+    [(0, None, False), (1000, None, True), (1000, False, False), (0, True, True)],
+)
+def test_is_rootless_prefers_the_runtimes_answer_to_the_uid(
+    euid: int, answer: bool | None, expected: bool
+) -> None:
+    from snakemake_executor_plugin_kindslurm.kind.preflight import is_rootless
+
+    assert is_rootless(euid, answer) is expected
