@@ -421,12 +421,13 @@ class Executor(RemoteExecutor):
         if overdue:
             # sacct does not list held jobs or jobs whose --begin is still ahead;
             # squeue does. Ask it before giving a job up (rare: once per
-            # missing-job timeout at most).
-            queued = await asyncio.to_thread(self._query_squeue, overdue)
+            # missing-job timeout at most); a squeue round has asked already.
+            ask_squeue = self.status_command == "sacct"
+            queued = await asyncio.to_thread(self._query_squeue, overdue) if ask_squeue else {}
             for job_info in overdue:
                 state = queued.get(str(job_info.external_jobid))
                 if state is None:
-                    self._report_missing(job_info)
+                    self._report_missing(job_info, squeue_too=ask_squeue)
                     continue
                 if await self._act(job_info, state):
                     yield job_info
@@ -437,8 +438,9 @@ class Executor(RemoteExecutor):
     async def _act(self, job_info: SubmittedJobInfo, state: JobState) -> bool:
         """Act on the state Slurm gave for a job; True while it is still active."""
         job_info.aux["missing"] = None
-        if state.never_starts is not None:
-            await asyncio.to_thread(self._fail_never_starts, job_info, state)
+        never = state.never_starts
+        if never is not None:
+            await asyncio.to_thread(self._fail_never_starts, job_info, state.reason, *never)
             return False
         return self._settle(job_info, state)
 
@@ -480,12 +482,13 @@ class Executor(RemoteExecutor):
         missing_for: float = now - job_info.aux["missing"]
         return missing_for > self.settings.missing_job_timeout
 
-    def _report_missing(self, job_info: SubmittedJobInfo) -> None:
+    def _report_missing(self, job_info: SubmittedJobInfo, squeue_too: bool = False) -> None:
         jobid = job_info.external_jobid
+        asked = self.status_command + (" (nor by squeue)" if squeue_too else "")
         self.report_job_error(
             job_info,
             msg=(
-                f"Slurm job {jobid} was not listed by {self.status_command} (nor by squeue) "
+                f"Slurm job {jobid} was not listed by {asked} "
                 f"for more than {self.settings.missing_job_timeout:g} s, so its outcome is unknown "
                 f"(check `sacct -j {jobid}`; raise --kindslurm-missing-job-timeout if "
                 f"accounting lags on this cluster). Log: {job_info.aux['logfile']}. "
@@ -493,12 +496,12 @@ class Executor(RemoteExecutor):
             aux_logs=[job_info.aux["logfile"]],
         )
 
-    def _fail_never_starts(self, job_info: SubmittedJobInfo, state: JobState) -> None:
+    def _fail_never_starts(
+        self, job_info: SubmittedJobInfo, reason: str, why: str, fix: str
+    ) -> None:
         """A job Slurm keeps pending for a reason waiting cannot cure (it asks
         for more than the partition has, say) would hang the workflow: cancel
         it and fail it with the reason and the fix."""
-        assert state.never_starts is not None
-        why, fix = state.never_starts
         jobid = str(job_info.external_jobid)
         try:
             process.run(build_scancel_argv("scancel", [jobid]), timeout=60)
@@ -509,7 +512,7 @@ class Executor(RemoteExecutor):
             job_info,
             msg=(
                 f"Slurm will never start job {jobid} as submitted: it is pending with reason "
-                f"{state.reason}: {why}; {cancelled}. Fix: {fix}. "
+                f"{reason}: {why}; {cancelled}. Fix: {fix}. "
             ),
             aux_logs=[],  # it never ran, so it wrote no log
         )
