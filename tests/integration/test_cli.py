@@ -31,6 +31,7 @@ from snakemake_executor_plugin_kindslurm.spec import RunnerSpec
 
 from ..conftest import missing
 from .leakcheck import assert_nothing_left, kind_node_containers, state_records
+from .workflows import job_active
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("slurm")]
 
@@ -146,17 +147,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return predicate()
-
-
-def job_active(job: str) -> bool:
-    proc = subprocess.run(
-        ["squeue", "--noheader", f"--jobs={job}", "--states=all", "--format=%T"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    state = proc.stdout.strip()
-    return proc.returncode == 0 and state in (
-        "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED",
-    )  # fmt: skip
 
 
 def sacct(job: str) -> tuple[str, str]:

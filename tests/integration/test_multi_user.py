@@ -36,7 +36,7 @@ from snakemake_executor_plugin_kindslurm.cli import TESTBED
 
 from ..conftest import missing
 from .leakcheck import assert_nothing_left, kind_node_containers, leftovers
-from .workflows import snakemake_argv, wait_until, write_workflow
+from .workflows import job_active, snakemake_argv, wait_until, write_workflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("slurm")]
 
@@ -381,7 +381,7 @@ def test_gc_finds_a_users_orphan_only_through_the_service_it_was_made_in(
         record = json.loads(Path(record_path).read_text())
         assert record["runtime_service"] == url and record["user"] == owner
         os.kill(record["runner_pid"], signal.SIGKILL)
-        assert wait_until(lambda: not _active(job), 90), f"job {job} did not end"
+        assert wait_until(lambda: not job_active(job), 90), f"job {job} did not end"
         assert kind_node_containers(name) == [f"{name}-control-plane"]
 
         # The other user sees nothing of it and may not delete it.
@@ -406,14 +406,6 @@ def test_gc_finds_a_users_orphan_only_through_the_service_it_was_made_in(
         # A failed assertion must not leave the orphan to the leak check alone.
         if (wd / "cluster-name").exists():
             _as_user(owner, url, kindslurm, "gc", "--yes", cwd=wd)
-
-
-def _active(job: str) -> bool:
-    proc = subprocess.run(
-        ["squeue", "--noheader", f"--jobs={job}", "--format=%T"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    return proc.returncode == 0 and proc.stdout.strip() != ""
 
 
 LOCKED = _k8s_workflow("""echo "$K8S_CLUSTER_NAME" > {output}\n""")

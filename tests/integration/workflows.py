@@ -76,3 +76,15 @@ def wait_until(predicate, timeout: float, interval: float = 0.5) -> bool:  # typ
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def job_active(job: str) -> bool:
+    """Does squeue list the job in a state that may still run its processes?"""
+    proc = subprocess.run(
+        ["squeue", "--noheader", f"--jobs={job}", "--states=all", "--format=%T"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    state = proc.stdout.strip()
+    return proc.returncode == 0 and state in (
+        "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED",
+    )  # fmt: skip
