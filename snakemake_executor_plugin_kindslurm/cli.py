@@ -81,6 +81,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, process
+from .slurm.submit import time_limit_warning
 from .spec import EXIT_CODE_MEANINGS, RunnerSpec, split_image_list
 
 if TYPE_CHECKING:
@@ -306,7 +307,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise usage_error(f"--time {args.time!r}: not a Slurm time (M, H:M:S, D-H:M, ...)")
     if args.cleanup_grace_seconds <= 0 or args.wait_timeout <= 0:
         raise usage_error("--cleanup-grace-seconds and --wait-timeout must be positive")
-    grace = up.effective_grace(args.cleanup_grace_seconds, time_limit)
+    lead = time_limit_warning(args.cleanup_grace_seconds, time_limit)
     home = os.path.expanduser("~")
     paths = up.default_up_paths(home, _path_option(args.log_dir), _path_option(args.kubeconfig))
     paths = up.UpPaths(paths.log, paths.ready, paths.kubeconfig, _path_option(args.name_file))
@@ -323,7 +324,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         sbatch="sbatch",
         workdir=workdir,
         output=paths.log,
-        grace_seconds=grace,
+        warning_lead=lead,
         time_limit=args.time,
         extra=extra,
     )
@@ -364,7 +365,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     else:
         print(
             up.format_ready_message(
-                info, time_left=left, time_known=known, grace=grace, login_shell=shell
+                info, time_left=left, time_known=known, warning_lead=lead, login_shell=shell
             ),
             flush=True,
         )
@@ -703,8 +704,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     up.add_argument(
         "--cleanup-grace-seconds", type=int, default=DEFAULT_GRACE_SECONDS, metavar="S",
-        help="the runner is told to stop S s before the time limit (default: 60, "
-        "at most half the limit)",
+        help="the runner is told to stop S s before the time limit (default: 60; less "
+        "for short limits, none at 2 minutes or less: Slurm may warn 60 s early)",
     )  # fmt: skip
     up.add_argument(
         "--attach", action="store_true", help="then open a shell in the job (srun --pty)"

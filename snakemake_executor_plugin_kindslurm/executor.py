@@ -43,6 +43,7 @@ from .slurm.status import (
     squeue_answered,
 )
 from .slurm.submit import (
+    SIGNAL_EARLY_SECONDS,
     SubmitError,
     build_comment,
     build_job_script,
@@ -51,6 +52,7 @@ from .slurm.submit import (
     explain_sbatch_error,
     log_path_pattern,
     parse_sbatch_output,
+    time_limit_warning,
     validate_sbatch_extra,
 )
 from .spec import RunnerSpec, split_image_list
@@ -176,6 +178,7 @@ class Executor(RemoteExecutor):
         self._warned_states: set[str] = set()
         self._last_answer = time.monotonic()
         self._checked_configs: set[tuple[str, str | None, str | None]] = set()
+        self._told_short_limits: set[str] = set()
         self.status_queries = 0
         super().__init__(workflow, logger)
 
@@ -222,6 +225,8 @@ class Executor(RemoteExecutor):
         )
         cluster_res = cluster_resources(members)
         cluster = cluster_res is not None
+        if cluster:
+            self._tell_about_short_limit(rule, request.time_minutes)
         output = log_path_pattern(self.logdir, rule, wildcards)
         log_dir = os.path.dirname(output)
         os.makedirs(log_dir, exist_ok=True)
@@ -283,6 +288,21 @@ class Executor(RemoteExecutor):
                 external_jobid=jobid,
                 aux={"logfile": logfile, "log_dir": log_dir, "submitted": now, "missing": None},
             )
+        )
+
+    def _tell_about_short_limit(self, rule: str, minutes: int | None) -> None:
+        """Once per rule: its runtime is too short for Slurm's time-limit warning."""
+        if minutes is None or rule in self._told_short_limits:
+            return
+        grace = self.settings.cleanup_grace_seconds
+        if time_limit_warning(grace, minutes * 60) is not None:
+            return
+        self._told_short_limits.add(rule)
+        self._info(
+            f"rule {rule}: runtime {minutes} min is too short for a time-limit warning "
+            f"(Slurm may send it up to {SIGNAL_EARLY_SECONDS} s early, which could end "
+            "the job as it starts); if the job reaches its limit, its cluster is "
+            "deleted on Slurm's SIGTERM instead, within Slurm's KillWait"
         )
 
     def _runner_spec(

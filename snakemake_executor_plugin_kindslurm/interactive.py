@@ -36,9 +36,9 @@ from urllib.parse import urlsplit
 from . import process
 from .runner import TIME_LIMIT_SIGNAL
 from .slurm.status import JobState
+from .slurm.submit import SIGNAL_EARLY_SECONDS
 
 UP_JOB_NAME = "kindslurm-up"
-MIN_GRACE_SECONDS = 10
 CLI_MODULE = "snakemake_executor_plugin_kindslurm.cli"
 HOLD_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -107,14 +107,6 @@ def parse_slurm_time(text: str) -> int | None:
     return int(first) * 60
 
 
-def effective_grace(grace: int, time_limit: int | None) -> int:
-    """The time-limit warning's lead (sbatch --signal): at most half the time
-    limit, so a short job is not told to stop as soon as it starts. Pure."""
-    if time_limit is None:
-        return grace
-    return max(min(grace, time_limit // 2), min(grace, MIN_GRACE_SECONDS))
-
-
 def format_duration(seconds: int | None) -> str:
     """`1-02:03:04`, `2:03:04`, `3:04` like squeue; `unlimited` for None. Pure."""
     if seconds is None:
@@ -174,11 +166,12 @@ def build_up_sbatch_argv(
     sbatch: str,
     workdir: str,
     output: str,
-    grace_seconds: int,
+    warning_lead: int | None,
     time_limit: str | None,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """sbatch for `up`; the batch script goes on stdin. Pure."""
+    """sbatch for `up`; the batch script goes on stdin. `warning_lead`: see
+    slurm.submit.time_limit_warning (None: no warning). Pure."""
     argv = [
         sbatch,
         "--parsable",
@@ -187,10 +180,12 @@ def build_up_sbatch_argv(
         f"--output={output}",
         "--nodes=1",
         "--ntasks=1",
+    ]
+    if warning_lead is not None:
         # The runner's time-limit warning, to the batch shell (the runner) only: it
         # deletes the cluster before the hard kill, then lets the job time out.
-        f"--signal=B:{TIME_LIMIT_SIGNAL.name.removeprefix('SIG')}@{grace_seconds}",
-    ]
+        signame = TIME_LIMIT_SIGNAL.name.removeprefix("SIG")
+        argv.append(f"--signal=B:{signame}@{warning_lead}")
     if time_limit:
         argv.append(f"--time={time_limit}")
     return [*argv, *extra]
@@ -273,7 +268,7 @@ def format_ready_message(
     *,
     time_left: int | None,
     time_known: bool,
-    grace: int,
+    warning_lead: int | None,
     login_shell: str,
 ) -> str:
     """What `up` prints once the cluster is ready. Pure."""
@@ -287,9 +282,13 @@ def format_ready_message(
     elif time_left is None:
         lives = "It lives until its Slurm job ends (no time limit)"
     else:
+        if warning_lead is None:
+            when = "at the time limit (too short a limit for an earlier warning)"
+        else:
+            when = f"{warning_lead}-{warning_lead + SIGNAL_EARLY_SECONDS} s before the time limit"
         lives = (
             f"It lives until its Slurm job ends: {format_duration(time_left)} left, and "
-            f"kindslurm deletes it up to {grace} s before the time limit"
+            f"kindslurm deletes it {when}"
         )
     lines = [
         f"Cluster {info.cluster} is ready (Slurm job {info.job_id} on node {info.node}).",
@@ -392,6 +391,13 @@ def describe_job(job: JobState) -> str:
     return job.state + (f" ({reason})" if reason else "")
 
 
+def is_stale_pending(shown: str, job: JobState) -> bool:
+    """True when `job` says PENDING after RUNNING was shown: sacct lags squeue by
+    a few seconds after a start, so this is old news, not a requeue (that shows
+    as REQUEUED first). Pure."""
+    return job.state == "PENDING" and shown.split(" ", 1)[0] == "RUNNING"
+
+
 def wait_for_ready(
     job_id: str,
     ready_path: str,
@@ -418,7 +424,7 @@ def wait_for_ready(
         if now >= next_check:
             next_check = now + check_every
             job = query_job(job_id)
-            if job is not None and describe_job(job) != shown:
+            if job is not None and describe_job(job) != shown and not is_stale_pending(shown, job):
                 shown = describe_job(job)
                 on_state(shown)
             if job is not None and job.outcome not in (Outcome.RUNNING, None):

@@ -154,8 +154,9 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=60,
         metadata=_meta(
             "Seconds before the time limit at which Slurm warns the runner to stop the "
-            "workload and delete the cluster (sbatch --signal=B:USR1@N). After scancel "
-            "the runner has Slurm's KillWait instead."
+            "workload and delete the cluster (sbatch --signal=B:USR1@N). Less for short "
+            "runtimes and none at 2 minutes or less, since Slurm may warn 60 s early. "
+            "After scancel the runner has Slurm's KillWait instead."
         ),
     )
     sbatch_extra: Optional[str] = field(

@@ -14,6 +14,13 @@ from dataclasses import dataclass, field
 
 RUNNER_MODULE = "snakemake_executor_plugin_kindslurm.runner"
 
+# sbatch(1), --signal: slurmctld checks its timers only every so often, so the
+# warning may come up to this much earlier than the lead asked for.
+SIGNAL_EARLY_SECONDS = 60
+# A shorter warning lead than this is not worth asking for (unless the user asks
+# for a shorter grace themselves).
+MIN_WARNING_SECONDS = 10
+
 # Options the plugin sets itself (or that would break how it tracks jobs).
 # Maps every spelling to the reason shown to the user.
 _OWN = "the plugin sets it itself"
@@ -227,6 +234,24 @@ def build_comment(rule: str, wildcards: Mapping[str, object]) -> str:
     return text[:250]
 
 
+def time_limit_warning(grace: int, time_limit: int | None) -> int | None:
+    """The lead of the time-limit warning (`--signal=B:USR1@lead`) for a job with
+    `time_limit` seconds (None: none set here), or None when the job should not
+    ask for one. Pure.
+
+    Slurm may send the warning up to SIGNAL_EARLY_SECONDS before the lead it was
+    asked for, so the lead is cut until even that early warning comes no sooner
+    than half-way through the job; otherwise a 2-minute job could lose its
+    cluster as soon as it starts. A limit too short for that gets no warning: at
+    the limit Slurm sends SIGTERM and the runner deletes the cluster within
+    Slurm's KillWait, as after scancel.
+    """
+    if time_limit is None:
+        return grace
+    lead = min(grace, time_limit // 2 - SIGNAL_EARLY_SECONDS)
+    return lead if lead >= min(grace, MIN_WARNING_SECONDS) else None
+
+
 def build_sbatch_argv(
     *,
     sbatch: str,
@@ -249,10 +274,13 @@ def build_sbatch_argv(
         "--nodes=1",
         "--ntasks=1",
         f"--cpus-per-task={request.cpus_per_task}",
+    ]
+    limit = None if request.time_minutes is None else request.time_minutes * 60
+    lead = time_limit_warning(grace_seconds, limit)
+    if lead is not None:
         # The time-limit warning goes to the runner (the batch shell) only: it
         # deletes the cluster before the hard kill, then lets the job time out.
-        f"--signal=B:USR1@{grace_seconds}",
-    ]
+        argv.append(f"--signal=B:USR1@{lead}")
     if request.mem_mb is not None:
         argv.append(f"--mem={request.mem_mb}M")
     if request.time_minutes is not None:

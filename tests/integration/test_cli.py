@@ -348,17 +348,20 @@ def test_up_attach_opens_a_shell_in_the_job(bed: Bed) -> None:
 
 
 @pytest.mark.slow
-def test_up_with_a_one_minute_limit_is_deleted_before_the_time_limit(bed: Bed) -> None:
-    info = up(bed, "--time=1")
+def test_up_is_deleted_at_the_time_limit_warning(bed: Bed) -> None:
+    # Three minutes and a 30 s grace: Slurm sends the warning 30-90 s before the
+    # limit (it may come up to 60 s early), never before half-way, so the cluster
+    # is ready well before it; then the job runs into its limit: TIMEOUT.
+    info = up(bed, "--time=3", "--cleanup-grace-seconds=30")
     name, job = str(info["cluster"]), str(info["job_id"])
-    # The time-limit warning (half the minute ahead) deletes the cluster; the job then
-    # runs into its limit and is recorded as TIMEOUT (61-87 s here).
-    assert wait_until(lambda: not kind_node_containers(name), 90, interval=1)
+    assert wait_until(lambda: not kind_node_containers(name), 200, interval=1)
     assert job_active(job), "the cluster should be gone before the job's hard kill"
-    assert wait_until(lambda: not job_active(job), 90, interval=1)
+    assert wait_until(lambda: not job_active(job), 120, interval=1)
     assert sacct(job)[0] == "TIMEOUT"
     log = Path(str(info["log"])).read_text()
     assert "received SIGUSR1" in log and f"cluster {name} deleted" in log, log
+    # Not during create: the warning came after the cluster was ready.
+    assert log.index("received SIGUSR1") > log.index(f"cluster {name} ready;"), log
     bed.nothing_left(name)
 
 

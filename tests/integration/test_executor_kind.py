@@ -197,15 +197,19 @@ def test_time_limit_reports_timeout_and_removes_the_cluster(tmp_path: Path, imag
     )
     assert done.returncode != 0
     assert "ended with state TIMEOUT" in done.output, done.output
+    # One minute is too short for the time-limit warning (Slurm may send it up to
+    # 60 s early, i.e. as the job starts): none is asked for, the user is told,
+    # and the runner cleans up on the SIGTERM Slurm sends at the limit.
+    assert "runtime 1 min is too short for a time-limit warning" in done.output, done.output
     log = _job_log(wd)
     assert log is not None, "the failed job's log must be kept"
     text = log.read_text()
-    # Slurm sends the warning on its own ~30 s timer, so it may come while the
-    # cluster is still being created: the name comes from the runner's log.
     match = CLUSTER_NAME.search(text)
     assert match, text
     name = match.group(0)
-    assert "received SIGUSR1" in text, text
+    assert (wd / "name.txt").read_text().strip() == name, "the workload must have run"
+    assert "received SIGUSR1" not in text, text
+    assert "received SIGTERM" in text, text
     assert f"cluster {name} deleted" in text, text
     assert kind_node_containers(name) == []
 

@@ -396,6 +396,16 @@ def test_judge_clusters_reads_the_runner_of_each_record() -> None:
 # --------------------------------------------------------------- output ---
 
 
+def test_a_pending_answer_after_running_is_not_shown() -> None:
+    # Recorded in a `kindslurm up` run: squeue said RUNNING before sacct knew the
+    # job, then sacct, a few seconds behind, said PENDING.
+    pending = JobState("2737", "PENDING", "PENDING", 0, reason="None")
+    assert interactive.is_stale_pending("RUNNING", pending)
+    assert not interactive.is_stale_pending("", pending)
+    assert not interactive.is_stale_pending("PENDING (Priority)", pending)
+    assert not interactive.is_stale_pending("RUNNING", JobState("2737", "REQUEUED", "REQUEUED"))
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(None, "?"), (-5, "?"), (0, "0s"), (59, "59s"), (60, "1m"), (3599, "59m"), (3600, "1h"),
@@ -484,14 +494,6 @@ def test_parse_slurm_time(text: str, seconds: int | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("grace", "limit", "expected"),
-    [(60, None, 60), (60, 3600, 60), (60, 60, 30), (60, 120, 60), (60, 10, 10), (5, 60, 5)],
-)
-def test_effective_grace(grace: int, limit: int | None, expected: int) -> None:
-    assert interactive.effective_grace(grace, limit) == expected
-
-
-@pytest.mark.parametrize(
     ("seconds", "text"),
     [(None, "unlimited"), (59, "0:59"), (3599, "59:59"), (3600, "1:00:00"),
      (90061, "1-01:01:01")],
@@ -513,14 +515,19 @@ def test_up_argvs() -> None:
         "--ready-file", paths.ready, "--kubeconfig", paths.kubeconfig, "--log", paths.log,
     ]  # fmt: skip
     argv = interactive.build_up_sbatch_argv(
-        sbatch="sbatch", workdir="/w d", output=paths.log, grace_seconds=30, time_limit="1",
+        sbatch="sbatch", workdir="/w d", output=paths.log, warning_lead=30, time_limit="3",
         extra=("--partition=short",),
     )  # fmt: skip
     assert argv == [
         "sbatch", "--parsable", "--job-name=kindslurm-up", "--chdir=/w d",
-        f"--output={paths.log}", "--nodes=1", "--ntasks=1", "--signal=B:USR1@30", "--time=1",
+        f"--output={paths.log}", "--nodes=1", "--ntasks=1", "--signal=B:USR1@30", "--time=3",
         "--partition=short",
     ]  # fmt: skip
+    # Too short a limit for a warning: none is asked for.
+    argv = interactive.build_up_sbatch_argv(
+        sbatch="sbatch", workdir="/w", output=paths.log, warning_lead=None, time_limit="1",
+    )  # fmt: skip
+    assert not any(a.startswith("--signal") for a in argv) and "--time=1" in argv
 
 
 # ---------------------------------------------------- up: the cluster ---
@@ -560,12 +567,14 @@ def test_ready_info_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
-    ("left", "known", "phrase"),
-    [(598, True, "9:58 left"), (None, True, "no time limit"), (None, False, "until its Slurm job")],
-)
-def test_format_ready_message(left: int | None, known: bool, phrase: str) -> None:
+    ("left", "known", "lead", "phrase"),
+    [(598, True, 60, "9:58 left, and kindslurm deletes it 60-120 s before the time limit"),
+     (50, True, None, "0:50 left, and kindslurm deletes it at the time limit"),
+     (None, True, 60, "no time limit"), (None, False, 60, "until its Slurm job")],
+)  # fmt: skip
+def test_format_ready_message(left: int | None, known: bool, lead: int | None, phrase: str) -> None:
     text = interactive.format_ready_message(
-        INFO, time_left=left, time_known=known, grace=60, login_shell="/bin/bash"
+        INFO, time_left=left, time_known=known, warning_lead=lead, login_shell="/bin/bash"
     )
     assert "Cluster ks-77-abc123 is ready (Slurm job 77 on node node7)." in text
     assert phrase in text

@@ -7,6 +7,7 @@ import pytest
 
 from snakemake_executor_plugin_kindslurm.slurm.environment import clean_slurm_environment
 from snakemake_executor_plugin_kindslurm.slurm.submit import (
+    SIGNAL_EARLY_SECONDS,
     SlurmRequest,
     SubmitError,
     build_comment,
@@ -16,6 +17,7 @@ from snakemake_executor_plugin_kindslurm.slurm.submit import (
     explain_sbatch_error,
     log_path_pattern,
     parse_sbatch_output,
+    time_limit_warning,
     validate_sbatch_extra,
 )
 
@@ -41,6 +43,43 @@ def test_full_resource_mapping():
         "--account=lab", "--qos=normal", "--constraint=avx2&ssd", "--gpus=a100:2",
         "--hold", "--exclusive", "--reservation=r1", "--mail-type", "NONE",
     ]
+
+
+@pytest.mark.parametrize(
+    ("grace", "limit", "lead"),
+    [
+        pytest.param(60, None, 60, id="no-limit"),
+        pytest.param(60, 3600, 60, id="hour"),
+        pytest.param(60, 240, 60, id="4min-full-lead"),
+        # The warning may come 60 s early: 3 minutes leave 30 s of lead at most.
+        pytest.param(60, 180, 30, id="3min-cut"),
+        pytest.param(5, 180, 5, id="3min-small-grace"),
+        # Even an early warning must not come before half-way: none at all.
+        pytest.param(60, 120, None, id="2min-none"),
+        pytest.param(60, 60, None, id="1min-none"),
+        pytest.param(60, 130, None, id="below-minimum"),
+        pytest.param(5, 130, 5, id="small-grace-fits"),
+    ],
+)
+def test_time_limit_warning(grace: int, limit: int | None, lead: int | None) -> None:
+    assert time_limit_warning(grace, limit) == lead
+    if lead is not None and limit is not None:
+        # The earliest warning Slurm may send still leaves half the job.
+        assert limit - lead - SIGNAL_EARLY_SECONDS >= limit / 2
+
+
+@pytest.mark.parametrize(
+    ("runtime", "signal"),
+    [(None, "--signal=B:USR1@60"), (90, "--signal=B:USR1@60"), (3, "--signal=B:USR1@30"),
+     (2, None), (1, None)],
+)  # fmt: skip
+def test_signal_follows_the_runtime(runtime: int | None, signal: str | None) -> None:
+    request = build_slurm_request("r", 1, {} if runtime is None else {"runtime": runtime})
+    argv = build_sbatch_argv(
+        sbatch="sbatch", job_name="n", workdir="/w", output="o", comment="c",
+        request=request, grace_seconds=60,
+    )  # fmt: skip
+    assert [a for a in argv if a.startswith("--signal")] == ([signal] if signal else [])
 
 
 def test_mem_mib_preferred_and_string_numbers_accepted():
