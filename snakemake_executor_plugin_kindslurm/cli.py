@@ -81,7 +81,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, process
-from .slurm.submit import time_limit_warning
 from .spec import EXIT_CODE_MEANINGS, RunnerSpec, split_image_list
 
 if TYPE_CHECKING:
@@ -296,17 +295,20 @@ def _path_option(value: str | None) -> str | None:
 def cmd_up(args: argparse.Namespace) -> int:
     from . import interactive as up
     from .slurm.environment import clean_slurm_environment
-    from .slurm.submit import build_job_script, parse_sbatch_output
+    from .slurm.partitions import parse_slurm_time
+    from .slurm.submit import build_job_script, parse_sbatch_output, time_limit_warning
 
     try:
         extra = up.validate_up_sbatch_options(args.sbatch_options)
     except ValueError as err:
         raise usage_error(str(err)) from err
-    time_limit = up.parse_slurm_time(args.time) if args.time else None
+    time_limit = parse_slurm_time(args.time) if args.time else None
     if args.time and time_limit is None and args.time.upper() not in ("UNLIMITED", "INFINITE"):
         raise usage_error(f"--time {args.time!r}: not a Slurm time (M, H:M:S, D-H:M, ...)")
     if args.cleanup_grace_seconds <= 0 or args.wait_timeout <= 0:
         raise usage_error("--cleanup-grace-seconds and --wait-timeout must be positive")
+    if not args.time:  # the partition's DefaultTime (or MaxTime) applies
+        time_limit = up.query_partition_time_limit(up.partition_option(extra))
     lead = time_limit_warning(args.cleanup_grace_seconds, time_limit)
     home = os.path.expanduser("~")
     paths = up.default_up_paths(home, _path_option(args.log_dir), _path_option(args.kubeconfig))
@@ -357,6 +359,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         data = json.loads(info.to_json())
         data["time_left_seconds"] = left  # None: no limit if time_left_known
         data["time_left_known"] = known
+        data["time_limit_warning_seconds"] = lead  # None: cleaned up at the limit
         data["ssh_forward"] = shlex.join(
             up.build_ssh_forward_argv(info.node, info.api_host, info.api_port)
         )

@@ -31,6 +31,12 @@ from .kind.cluster import service_variable
 from .settings import DEFAULT_LOGDIR, ExecutorSettings
 from .slurm.cancel import build_scancel_argv
 from .slurm.environment import clean_slurm_environment
+from .slurm.partitions import (
+    Partition,
+    build_sinfo_partitions_argv,
+    job_time_limit,
+    parse_sinfo_partitions,
+)
 from .slurm.status import (
     JobState,
     Outcome,
@@ -179,6 +185,7 @@ class Executor(RemoteExecutor):
         self._last_answer = time.monotonic()
         self._checked_configs: set[tuple[str, str | None, str | None]] = set()
         self._told_short_limits: set[str] = set()
+        self._partitions: dict[str, Partition] | None = None  # sinfo's, once per run
         self.status_queries = 0
         super().__init__(workflow, logger)
 
@@ -225,8 +232,12 @@ class Executor(RemoteExecutor):
         )
         cluster_res = cluster_resources(members)
         cluster = cluster_res is not None
+        default_limit = None
+        if cluster and request.time_minutes is None:
+            default_limit = job_time_limit(self._partition_limits(), request.partition)
         if cluster:
-            self._tell_about_short_limit(rule, request.time_minutes)
+            limit = default_limit if request.time_minutes is None else request.time_minutes * 60
+            self._tell_about_short_limit(rule, limit, request.time_minutes is None)
         output = log_path_pattern(self.logdir, rule, wildcards)
         log_dir = os.path.dirname(output)
         os.makedirs(log_dir, exist_ok=True)
@@ -248,6 +259,7 @@ class Executor(RemoteExecutor):
             request=request,
             grace_seconds=self.settings.cleanup_grace_seconds,
             global_extra=self.global_extra,
+            default_time_limit=default_limit,
         )
         try:
             result = process.run(
@@ -290,16 +302,28 @@ class Executor(RemoteExecutor):
             )
         )
 
-    def _tell_about_short_limit(self, rule: str, minutes: int | None) -> None:
-        """Once per rule: its runtime is too short for Slurm's time-limit warning."""
-        if minutes is None or rule in self._told_short_limits:
+    def _partition_limits(self) -> dict[str, Partition]:
+        """Every partition's time limits, asked of sinfo once per run ({} when
+        sinfo cannot say: the full grace is asked for, as before)."""
+        if self._partitions is None:
+            self._partitions = {}
+            try:
+                result = process.run(build_sinfo_partitions_argv(), timeout=60)
+                self._partitions = parse_sinfo_partitions(result.stdout)
+            except process.CommandError as err:
+                self.logger.debug(f"partition time limits unknown: {err.describe()}")
+        return self._partitions
+
+    def _tell_about_short_limit(self, rule: str, limit: int | None, by_default: bool) -> None:
+        """Once per rule: its time limit is too short for Slurm's time-limit warning."""
+        if limit is None or rule in self._told_short_limits:
             return
-        grace = self.settings.cleanup_grace_seconds
-        if time_limit_warning(grace, minutes * 60) is not None:
+        if time_limit_warning(self.settings.cleanup_grace_seconds, limit) is not None:
             return
         self._told_short_limits.add(rule)
+        origin = " (its partition's default; set the resource runtime)" if by_default else ""
         self._info(
-            f"rule {rule}: runtime {minutes} min is too short for a time-limit warning "
+            f"rule {rule}: runtime {limit // 60} min{origin} is too short for a time-limit warning "
             f"(Slurm may send it up to {SIGNAL_EARLY_SECONDS} s early, which could end "
             "the job as it starts); if the job reaches its limit, its cluster is "
             "deleted on Slurm's SIGTERM instead, within Slurm's KillWait"

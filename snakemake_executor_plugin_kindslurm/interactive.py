@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from . import process
 from .runner import TIME_LIMIT_SIGNAL
+from .slurm.partitions import parse_slurm_time
 from .slurm.status import JobState
 from .slurm.submit import SIGNAL_EARLY_SECONDS
 
@@ -85,26 +86,19 @@ def validate_up_sbatch_options(tokens: Sequence[str]) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
-
-
-def parse_slurm_time(text: str) -> int | None:
-    """Seconds in a Slurm time (`--time`, `squeue %L`), None for UNLIMITED & co. Pure.
-
-    Formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
-    """
-    match = _TIME.match(text.strip())
-    if not match:
-        return None
-    days, first, second, third = match.groups()
-    if days is not None:
-        hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
-        return ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
-    if third is not None:
-        return (int(first) * 60 + int(second or 0)) * 60 + int(third)
-    if second is not None:
-        return int(first) * 60 + int(second)
-    return int(first) * 60
+def partition_option(tokens: Sequence[str]) -> str | None:
+    """The partition the sbatch options ask for (`--partition=P`, `--partition P`,
+    `-p P`, `-pP`; the last one wins), None when they name none. Pure."""
+    chosen = None
+    for i, token in enumerate(tokens):
+        following = tokens[i + 1] if i + 1 < len(tokens) else None
+        if token.startswith("--partition="):
+            chosen = token.split("=", 1)[1]
+        elif token in ("--partition", "-p"):
+            chosen = following
+        elif token.startswith("-p") and not token.startswith("--"):
+            chosen = token[2:]
+    return chosen or None
 
 
 def format_duration(seconds: int | None) -> str:
@@ -358,6 +352,22 @@ def query_job_name(job_id: str, squeue: str = "squeue") -> str | None:
 
 def build_time_left_argv(squeue: str, job_id: str) -> list[str]:
     return [squeue, "--noheader", f"--jobs={job_id}", "--format=%L"]
+
+
+def query_partition_time_limit(partition: str | None, sinfo: str = "sinfo") -> int | None:
+    """Seconds a job without --time gets in `partition` (None: the default one);
+    None when unlimited, or when sinfo cannot say."""
+    from .slurm.partitions import (
+        build_sinfo_partitions_argv,
+        job_time_limit,
+        parse_sinfo_partitions,
+    )
+
+    try:
+        text = process.run(build_sinfo_partitions_argv(sinfo), timeout=60).stdout
+    except process.CommandError:
+        return None
+    return job_time_limit(parse_sinfo_partitions(text), partition)
 
 
 def query_time_left(job_id: str, squeue: str = "squeue") -> tuple[int | None, bool]:

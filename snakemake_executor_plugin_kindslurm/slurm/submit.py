@@ -262,8 +262,11 @@ def build_sbatch_argv(
     request: SlurmRequest,
     grace_seconds: int,
     global_extra: Sequence[str] = (),
+    default_time_limit: int | None = None,
 ) -> list[str]:
-    """The full sbatch argv; the job script itself goes to sbatch on stdin."""
+    """The full sbatch argv; the job script itself goes to sbatch on stdin.
+    `default_time_limit`: seconds Slurm gives a job without --time here (its
+    partition's DefaultTime or MaxTime; None: unlimited or not known)."""
     argv = [
         sbatch,
         "--parsable",
@@ -275,7 +278,7 @@ def build_sbatch_argv(
         "--ntasks=1",
         f"--cpus-per-task={request.cpus_per_task}",
     ]
-    limit = None if request.time_minutes is None else request.time_minutes * 60
+    limit = default_time_limit if request.time_minutes is None else request.time_minutes * 60
     lead = time_limit_warning(grace_seconds, limit)
     if lead is not None:
         # The time-limit warning goes to the runner (the batch shell) only: it

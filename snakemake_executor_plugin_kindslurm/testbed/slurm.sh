@@ -510,8 +510,9 @@ JobAcctGatherType=jobacct_gather/linux
 # Schedule right away instead of batching (tests submit many tiny jobs).
 SchedulerParameters=batch_sched_delay=0,sched_interval=1,bf_interval=1,sched_min_interval=0
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
+# short: jobs without --time get 2 minutes there (how a warning-less default looks).
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
-PartitionName=short Nodes=$node MaxTime=00:10:00 State=UP"
+PartitionName=short Nodes=$node MaxTime=00:10:00 DefaultTime=00:02:00 State=UP"
     SLURM_CONF_CHANGED=$((FILE_CHANGED | cg_changed | epilog_changed))
 }
 

@@ -365,6 +365,21 @@ def test_up_is_deleted_at_the_time_limit_warning(bed: Bed) -> None:
     bed.nothing_left(name)
 
 
+def test_up_without_time_follows_the_partitions_default(bed: Bed) -> None:
+    # `short` gives jobs without --time 2 minutes: no warning (it could come as the
+    # job starts); the default partition has no limit: the full 60 s grace.
+    for options, lead in ((["--", "--partition=short"], None), ([], 60)):
+        info = up(bed, *options)
+        assert info["time_limit_warning_seconds"] == lead
+        if lead is None:
+            assert 0 < int(str(info["time_left_seconds"])) <= 120
+        else:
+            assert info["time_left_seconds"] is None and info["time_left_known"] is True
+        done = bed.kindslurm("down", str(info["job_id"]))
+        assert done.returncode == 0, done.stderr
+        bed.nothing_left(str(info["cluster"]))
+
+
 # ------------------------------------------------------------- list / gc ---
 
 RELABEL = """#!/bin/sh

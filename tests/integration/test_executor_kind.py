@@ -214,6 +214,45 @@ def test_time_limit_reports_timeout_and_removes_the_cluster(tmp_path: Path, imag
     assert kind_node_containers(name) == []
 
 
+def test_the_warning_fits_the_partitions_default_time(tmp_path: Path, image: str) -> None:
+    # Partition `short` gives jobs without --time 2 minutes: too short for a warning
+    # that may come 60 s early. A rule that sets runtime=5 there keeps it.
+    wd = write_workflow(
+        tmp_path / "wf",
+        """
+        rule all:
+            input: "default.txt", "five.txt"
+
+        rule by_default:
+            output: "default.txt"
+            resources: slurm_partition="short"
+            shell: 'echo "$K8S_CLUSTER_NAME" > {output}'
+
+        rule five:
+            output: "five.txt"
+            resources: slurm_partition="short", runtime=5
+            shell: 'echo "$K8S_CLUSTER_NAME" > {output}'
+        """,
+    )
+    done = run_snakemake(wd, *kind_args(image), "--verbose", timeout=400)
+    assert done.returncode == 0, done.output
+    sbatch = {
+        rule: line
+        for line in done.output.splitlines()
+        if "sbatch --parsable" in line
+        for rule in ("by_default", "five")
+        if f"rule={rule}" in line
+    }
+    assert set(sbatch) == {"by_default", "five"}, done.output
+    assert "--signal" not in sbatch["by_default"] and "--time" not in sbatch["by_default"]
+    assert "--signal=B:USR1@60" in sbatch["five"] and "--time=5" in sbatch["five"]
+    told = "rule by_default: runtime 2 min (its partition's default; set the resource runtime)"
+    assert told in done.output, done.output
+    assert "rule five: runtime" not in done.output
+    for output in ("default.txt", "five.txt"):
+        assert (wd / output).read_text().startswith("ks-")
+
+
 def test_ctrl_c_cancels_jobs_and_every_cluster_goes(tmp_path: Path, image: str) -> None:
     wd = write_workflow(
         tmp_path / "wf",

@@ -27,6 +27,7 @@ from snakemake_executor_plugin_kindslurm.clusters import (
     Verdict,
 )
 from snakemake_executor_plugin_kindslurm.kind.naming import StateRecord
+from snakemake_executor_plugin_kindslurm.slurm.partitions import parse_slurm_time
 from snakemake_executor_plugin_kindslurm.slurm.status import (
     JobState,
     build_squeue_jobs_argv,
@@ -464,6 +465,16 @@ def test_validate_up_sbatch_options_accepts(tokens: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("tokens", "partition"),
+    [([], None), (["--partition=short"], "short"), (["--partition", "gpu"], "gpu"),
+     (["-p", "a"], "a"), (["-pb"], "b"), (["-p", "a", "--partition=c"], "c"),
+     (["--parsable", "--qos=x"], None), (["-p"], None), (["--partition="], None)],
+)  # fmt: skip
+def test_partition_option(tokens: list[str], partition: str | None) -> None:
+    assert interactive.partition_option(tokens) == partition
+
+
+@pytest.mark.parametrize(
     ("tokens", "message"),
     [
         (["--wrap=true"], "--wrap"),
@@ -490,7 +501,7 @@ def test_validate_up_sbatch_options_refuses(tokens: list[str], message: str) -> 
      ("NOT_SET", None), ("", None), ("1h", None)],
 )  # fmt: skip
 def test_parse_slurm_time(text: str, seconds: int | None) -> None:
-    assert interactive.parse_slurm_time(text) == seconds
+    assert parse_slurm_time(text) == seconds
 
 
 @pytest.mark.parametrize(

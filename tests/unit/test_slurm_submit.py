@@ -82,6 +82,24 @@ def test_signal_follows_the_runtime(runtime: int | None, signal: str | None) -> 
     assert [a for a in argv if a.startswith("--signal")] == ([signal] if signal else [])
 
 
+@pytest.mark.parametrize(
+    ("runtime", "partition_limit", "signal"),
+    [(None, 120, None), (None, 600, "--signal=B:USR1@60"), (None, None, "--signal=B:USR1@60"),
+     (10, 120, "--signal=B:USR1@60")],
+)  # fmt: skip
+def test_signal_follows_the_partition_default_without_runtime(
+    runtime: int | None, partition_limit: int | None, signal: str | None
+) -> None:
+    # The partition's default applies only when the rule sets no runtime.
+    request = build_slurm_request("r", 1, {} if runtime is None else {"runtime": runtime})
+    argv = build_sbatch_argv(
+        sbatch="sbatch", job_name="n", workdir="/w", output="o", comment="c",
+        request=request, grace_seconds=60, default_time_limit=partition_limit,
+    )  # fmt: skip
+    assert [a for a in argv if a.startswith("--signal")] == ([signal] if signal else [])
+    assert not any(a.startswith("--time") for a in argv) if runtime is None else True
+
+
 def test_mem_mib_preferred_and_string_numbers_accepted():
     req = build_slurm_request("r", "2", {"mem_mb": 1049, "mem_mib": "1000", "runtime": "5"})
     assert (req.cpus_per_task, req.mem_mb, req.time_minutes) == (2, 1000, 5)
