@@ -232,12 +232,12 @@ class Executor(RemoteExecutor):
         )
         cluster_res = cluster_resources(members)
         cluster = cluster_res is not None
-        default_limit = None
-        if cluster and request.time_minutes is None:
-            default_limit = job_time_limit(self._partition_limits(), request.partition)
+        default_limit = None  # only a cluster's cleanup needs the warning to fit
         if cluster:
-            limit = default_limit if request.time_minutes is None else request.time_minutes * 60
-            self._tell_about_short_limit(rule, limit, request.time_minutes is None)
+            if request.time_minutes is None:
+                default_limit = job_time_limit(self._partition_limits(), request.partition)
+            by_default = request.time_minutes is None
+            self._tell_about_short_limit(rule, request.time_limit(default_limit), by_default)
         output = log_path_pattern(self.logdir, rule, wildcards)
         log_dir = os.path.dirname(output)
         os.makedirs(log_dir, exist_ok=True)

@@ -79,6 +79,11 @@ class SlurmRequest:
     gpus: str | None = None
     extra: tuple[str, ...] = field(default_factory=tuple)
 
+    def time_limit(self, default: int | None) -> int | None:
+        """Seconds the job may run: its runtime, else `default` (what its
+        partition gives a job without --time; None: unlimited or not known)."""
+        return default if self.time_minutes is None else self.time_minutes * 60
+
 
 def _whole_number(rule: str, name: str, value: object, *, minimum: int = 0) -> int:
     if isinstance(value, bool):
@@ -278,8 +283,7 @@ def build_sbatch_argv(
         "--ntasks=1",
         f"--cpus-per-task={request.cpus_per_task}",
     ]
-    limit = default_time_limit if request.time_minutes is None else request.time_minutes * 60
-    lead = time_limit_warning(grace_seconds, limit)
+    lead = time_limit_warning(grace_seconds, request.time_limit(default_time_limit))
     if lead is not None:
         # The time-limit warning goes to the runner (the batch shell) only: it
         # deletes the cluster before the hard kill, then lets the job time out.
